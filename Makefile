@@ -1,0 +1,46 @@
+# The two commands of the README, and what they need. Each target installs
+# only what is missing, so a second run is quick.
+#   make demo   run an observation's lifecycle on the embedded server
+#   make test   run the test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_STAMP   := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup demo test bench clean check-tools
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+check-tools:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
+	  { echo "lrt_workflow needs Python 3.11 or newer as '$(PYTHON)' (try: make PYTHON=python3.11 ...)"; exit 1; }
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "lrt_workflow needs Node.js and npm for its embedded CouchDB server (Debian/Ubuntu: apt-get install nodejs npm)"; exit 1; }
+
+$(BIN)/python: | check-tools
+	$(PYTHON) -m venv $(VENV)
+
+$(PY_STAMP): $(BIN)/python pyproject.toml setup.cfg
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json | check-tools
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The bundled observation (example/), with the settings of config.yaml.
+# Run it again and Snakemake finds nothing to do.
+demo: setup
+	$(BIN)/snakemake --profile profiles/local
+
+test: setup
+	$(BIN)/python -m pytest
+
+# Starts its own embedded server on a temporary folder; prints Markdown tables.
+bench: setup
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) node_modules .lrt .pytest_cache .hypothesis

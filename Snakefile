@@ -1,0 +1,68 @@
+# An observation's lifecycle on PiCaS, as one reproducible DAG:
+#   srm list -> chunks -> design -> tokens -> attachments -> pilots -> wait -> archive -> report
+# Every rule is one call into the lrt_workflow package; the logic lives there.
+# Run:   snakemake --profile profiles/local            (again after any failure: it resumes)
+
+import shlex
+import sys
+
+from snakemake.utils import min_version
+
+from lrt_workflow import workflow_support
+
+min_version("9.18")
+
+
+configfile: "config.yaml"
+
+
+# The schema in the package (lrt_workflow/schema/config.schema.json), with every
+# problem listed by key; defaults are filled in.
+workflow_support.validate(config)
+
+OBSID = workflow_support.peek_obsid(config["srm_file"])
+OUT = f"{config['results_dir']}/{OBSID}"
+TYPE = config["token"]["type"]
+LOCAL_PILOTS = config["pilots"]["launcher"] == "local"
+# The steps read the exact configuration Snakemake validated, overlays included.
+CONFIG = shlex.quote(workflow_support.write_config_snapshot(config, f"{OUT}/config.json"))
+LRT = f"{shlex.quote(sys.executable)} -m lrt_workflow"
+
+
+include: "rules/srmlist.smk"
+include: "rules/tokens.smk"
+include: "rules/pilots.smk"
+include: "rules/archive.smk"
+
+
+# Only pilots are worth a batch job; every other step is a few seconds of HTTP.
+localrules:
+    all,
+    srmlist,
+    chunks,
+    design,
+    tokens,
+    attachments,
+    wait,
+    archive,
+    report,
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/report.html",
+        f"{OUT}/tokens_{TYPE}.tar.gz",
+
+
+onstart:
+    workflow_support.start_embedded(config)
+
+
+onsuccess:
+    workflow_support.stop_embedded(config)
+    workflow_support.print_summary(OUT, TYPE)
+
+
+onerror:
+    workflow_support.stop_embedded(config)

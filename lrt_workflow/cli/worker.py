@@ -1,0 +1,66 @@
+"""``lrt worker``: a pilot that processes tokens until none are left."""
+
+from __future__ import annotations
+
+import logging
+
+from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args
+from lrt_workflow.token.builders import load_token_config
+from lrt_workflow.worker import Worker
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="process tokens until the todo view is empty",
+        description=(
+            "A pilot: claim a free token from a view, run its job in a fresh work folder with the token's "
+            "_token_keys as environment variables and its attachments downloaded, record the exit code, "
+            "attach stdout and stderr, and repeat until the view is empty. SIGTERM stops the job and "
+            "releases the token. For tokens made the picas way use --design Monitor."
+        ),
+    )
+    add_target_options(parser)
+    parser.add_argument("--design", help="design document holding the view (default: the token type)")
+    parser.add_argument("--view", default="todo", help="view to take tokens from (default: todo)")
+    parser.add_argument("--command", help="job command, run with bash in the work folder "
+                                          "(default: token.command of config.yaml, then Job.command of the template)")
+    parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    parser.add_argument("--max-token-seconds", type=float, help="kill a job that runs longer than this")
+    parser.add_argument("--heartbeat-seconds", type=float, help="how often a running job's lease is renewed "
+                                                                "(default: a quarter of pilots.lease_seconds)")
+    parser.add_argument("--workdir", help="folder for the per-token work folders (default: $TMPDIR/lrt-worker)")
+    parser.add_argument("--keep-workdirs", action="store_true", help="keep each token's work folder afterwards")
+    parser.set_defaults(func=cmd_worker)
+
+
+def job_command(config: dict) -> str | None:
+    token = config.get("token") or {}
+    if token.get("command"):
+        return token["command"]
+    if token.get("template"):
+        return load_token_config(token["template"]).job.get("command")
+    return None
+
+
+def cmd_worker(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s lrt worker: %(message)s")
+    config = config_from_args(args)
+    pilots = config.get("pilots") or {}
+    lease = pilots.get("lease_seconds", 3600)
+    if args.design and not args.token_type:
+        args.token_type = args.design
+    worker = Worker(
+        store_from_args(args, config, design=args.design),
+        args.command or job_command(config),
+        view=args.view,
+        workdir=args.workdir,
+        max_token_seconds=args.max_token_seconds or pilots.get("max_token_seconds"),
+        heartbeat_seconds=args.heartbeat_seconds or max(1.0, lease / 4),
+        keep_workdirs=args.keep_workdirs,
+    )
+    report = worker.run(max_tokens=args.max_tokens)
+    print(f"lrt worker {worker.worker_id}: {report}")
+    if report.released:
+        print(f"released token {report.released} on a stop signal")
+        return 143
+    return 0

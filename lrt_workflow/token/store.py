@@ -1,0 +1,402 @@
+"""All CouchDB traffic for the tokens of one type: the engine behind the classic API.
+
+Every operation on many tokens is a bulk operation: ids are read with one
+view or ``_all_docs`` request, documents are written with ``_bulk_docs`` in
+batches, and attachments travel inline (base64) inside the documents. That
+is what makes ten thousand tokens a matter of seconds, and it sidesteps the
+embedded server's ``If-Match`` quirk (reference, section 9).
+
+Read-modify-write operations (reset, attach, set status) retry the documents
+whose write met a conflict, re-reading them first, so a worker's concurrent
+update is never overwritten with stale data.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from lrt_workflow import __version__
+from lrt_workflow.couchdb import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
+from lrt_workflow.errors import LrtError
+from lrt_workflow.token import views
+from lrt_workflow.token.model import reset_fields
+
+BATCH_SIZE = 500
+MAX_CONFLICT_ROUNDS = 8
+
+
+@dataclass
+class CreateReport:
+    """What a bulk create did, by token id."""
+
+    created: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.created + self.found + self.overwritten
+
+    def __str__(self) -> str:
+        text = f"created {len(self.created)} tokens, found {len(self.found)} already there"
+        return text + (f", overwrote {len(self.overwritten)}" if self.overwritten else "")
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def inline_attachment(data: bytes, content_type: str = "text/plain") -> dict:
+    return {"content_type": content_type, "data": base64.b64encode(data).decode("ascii")}
+
+
+def _quote_id(doc_id: str) -> str:
+    # Design documents keep their slash; every other id is one path segment.
+    if doc_id.startswith("_design/"):
+        return "_design/" + urllib.parse.quote(doc_id[len("_design/"):], safe="")
+    return urllib.parse.quote(doc_id, safe="")
+
+
+def request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
+    """One HTTP request to ``db``; returns the response. Failures become typed errors,
+    except the status codes in ``expect``, which the caller handles."""
+    url = db.database_url + (f"/{path}" if path else "")
+    with translate_errors(db.client.server_url, db.database_name):
+        response = db.r_session.request(method, url, **kwargs)
+        if response.status_code >= 400 and response.status_code not in expect:
+            raise http_error(response, f"{db.client.server_url.rstrip('/')}/{db.database_name}/{path}".rstrip("/"))
+    return response
+
+
+def fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
+    """The document ``doc_id``, or None when there is none."""
+    params = {"attachments": "true"} if attachments else None
+    response = request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
+    return None if response.status_code == 404 else response.json()
+
+
+def save_document(db, doc: dict) -> str:
+    """Create or update one document (``_rev`` decides which); returns its new revision."""
+    response = request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
+    if response.status_code == 409:
+        raise UpdateConflict(f"token {doc['_id']} changed on the server since it was read; fetch it and try again")
+    return response.json()["rev"]
+
+
+def delete_document(db, doc_id: str, rev: str) -> None:
+    response = request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
+    if response.status_code == 409:
+        raise UpdateConflict(f"token {doc_id} changed on the server since it was read; fetch it and try again")
+
+
+def bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
+    """``_bulk_docs``: returns ({id: new rev} of the saved, [ids that conflicted])."""
+    saved, conflicts = {}, []
+    if not docs:
+        return saved, conflicts
+    for row in request(db, "POST", "_bulk_docs", json={"docs": list(docs)}).json():
+        if "rev" in row and "error" not in row:
+            saved[row["id"]] = row["rev"]
+        elif row.get("error") == "conflict":
+            conflicts.append(row["id"])
+        elif row.get("error") in ("unauthorized", "forbidden"):
+            raise AuthenticationFailed(
+                f"CouchDB refused to save token {row.get('id')} in {db.database_name} ({row['error']}: "
+                f"{row.get('reason')}); check the user and password and the user's rights on the database"
+            )
+        else:
+            raise CouchDBError(f"could not save token {row.get('id')}: {row.get('error')}: {row.get('reason')}")
+    return saved, conflicts
+
+
+def fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
+    """The documents with these ids that exist, in the order given."""
+    docs = []
+    params = {"include_docs": "true"}
+    if attachments:
+        params["attachments"] = "true"
+    for batch in batched(list(ids), batch_size):
+        rows = request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
+        docs.extend(row["doc"] for row in rows if row.get("doc"))
+    return docs
+
+
+def existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
+    """{id: current rev} for the ids that exist and are not deleted. One request per batch."""
+    revisions = {}
+    for batch in batched(list(ids), batch_size):
+        for row in request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
+            value = row.get("value")
+            if value and not value.get("deleted"):
+                revisions[row["id"]] = value["rev"]
+    return revisions
+
+
+class TokenStore:
+    """The tokens of one type in one database, and the design document that indexes them."""
+
+    def __init__(self, db, token_type: str, *, design: str | None = None, batch_size: int = BATCH_SIZE):
+        self.db = db
+        self.token_type = views.check_type(token_type)
+        self.design = design or token_type
+        self.batch_size = batch_size
+
+    @property
+    def design_id(self) -> str:
+        return f"_design/{self.design}"
+
+    def __repr__(self) -> str:
+        return f"TokenStore({self.db.database_name!r}, {self.token_type!r})"
+
+    # --- the design document -------------------------------------------------
+
+    def ensure_design(self) -> bool:
+        """Create or update ``_design/<type>`` with the standard views; True if it was written.
+
+        Views a user added by hand are kept; an unchanged design document is
+        not rewritten, because every rewrite makes the server rebuild its indexes.
+        """
+        wanted = views.design_document(self.token_type, __version__)
+        wanted["_id"] = self.design_id
+        current = fetch_document(self.db, self.design_id)
+        if current:
+            merged = {**current, **wanted, "views": {**current.get("views", {}), **wanted["views"]}}
+            if merged == current:
+                return False
+            wanted = merged
+        try:
+            save_document(self.db, wanted)
+        except UpdateConflict:
+            # Another run wrote it between our read and our write: check theirs.
+            return self.ensure_design()
+        return True
+
+    def add_view(self, name: str, view: dict) -> None:
+        doc = fetch_document(self.db, self.design_id) or {"_id": self.design_id, "language": "javascript", "views": {}}
+        doc.setdefault("views", {})[name] = view
+        save_document(self.db, doc)
+
+    def delete_views(self, names: Iterable[str] | None = None) -> None:
+        """Remove the named views (all of them without names), keeping the design document."""
+        doc = fetch_document(self.db, self.design_id)
+        if not doc:
+            return
+        doc["views"] = {} if names is None else {k: v for k, v in doc.get("views", {}).items() if k not in set(names)}
+        save_document(self.db, doc)
+
+    def delete_design(self) -> bool:
+        doc = fetch_document(self.db, self.design_id)
+        if not doc:
+            return False
+        delete_document(self.db, self.design_id, doc["_rev"])
+        return True
+
+    def view_names(self) -> list[str]:
+        doc = fetch_document(self.db, self.design_id)
+        return sorted((doc or {}).get("views", {}))
+
+    # --- reading -------------------------------------------------------------
+
+    def view_rows(self, view: str, **params) -> list[dict]:
+        """The rows of one view of this design document, in one request."""
+        query = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()}
+        response = request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
+        return response.json()["rows"]
+
+    def ids(self, view: str = "todo") -> list[str]:
+        return [row["id"] for row in self.view_rows(view)]
+
+    def counts(self) -> dict[str, int]:
+        """``{todo, locked, done, error, total}`` from one reduce request."""
+        rows = self.view_rows(views.OVERVIEW, group=True)
+        counts = dict.fromkeys(views.STATES, 0)
+        counts.update({row["key"]: row["value"] for row in rows})
+        counts["total"] = sum(counts[state] for state in views.STATES)
+        return counts
+
+    def all_ids(self) -> list[str]:
+        """Every token of this type, whatever its state."""
+        return [row["id"] for row in self.view_rows(views.OVERVIEW, reduce=False)]
+
+    def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
+        return fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+
+    def get(self, token_id: str) -> dict | None:
+        return fetch_document(self.db, token_id)
+
+    # --- writing -------------------------------------------------------------
+
+    def create(
+        self,
+        tokens: Iterable[Mapping],
+        attachments: Mapping[str, Mapping[str, bytes]] | None = None,
+        *,
+        overwrite: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CreateReport:
+        """Create tokens in bulk, leaving the ones that exist untouched.
+
+        ``attachments`` maps a token id to ``{name: bytes}``, sent inline with
+        the token. An existing token keeps its progress and locks unless
+        ``overwrite``, which replaces it with the new document. A token created
+        by a concurrent run between our check and our write counts as found.
+        """
+        tokens = [dict(t) for t in tokens]
+        ids = [t["_id"] for t in tokens]
+        duplicates = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
+        if duplicates:
+            raise LrtError(f"token ids must be unique; repeated: {', '.join(duplicates[:10])}")
+        for token in tokens:
+            if token.get("type") != self.token_type:
+                raise LrtError(f"token {token['_id']} has type {token.get('type')!r}, not {self.token_type!r}")
+        existing = existing_revisions(self.db, ids)
+        report = CreateReport()
+        todo = []
+        for token in tokens:
+            if token["_id"] in existing:
+                if not overwrite:
+                    report.found.append(token["_id"])
+                    continue
+                token["_rev"] = existing[token["_id"]]
+            else:
+                token.pop("_rev", None)
+            files = (attachments or {}).get(token["_id"])
+            if files:
+                token["_attachments"] = {name: inline_attachment(data) for name, data in files.items()}
+            todo.append(token)
+        written = 0
+        for batch in batched(todo, self.batch_size):
+            saved, conflicts = bulk_write(self.db, batch)
+            for token in batch:
+                if token["_id"] in saved:
+                    (report.overwritten if "_rev" in token else report.created).append(token["_id"])
+            report.found.extend(conflicts)
+            written += len(batch)
+            if progress:
+                progress(written, len(todo))
+        return report
+
+    def modify(self, ids: Sequence[str], change: Callable[[dict], bool | None], *, attachments: bool = False) -> list[str]:
+        """Apply ``change`` to each token and save them in bulk; returns the ids saved.
+
+        ``change`` edits a document in place and may return False to leave it
+        alone. Documents whose save conflicts are re-read and changed again, so
+        a concurrent writer's update is kept, never overwritten.
+        """
+        changed: list[str] = []
+        pending = list(ids)
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            if not pending:
+                return changed
+            docs = [doc for doc in self.fetch(pending, attachments=attachments) if change(doc) is not False]
+            conflicts: list[str] = []
+            for batch in batched(docs, self.batch_size):
+                saved, batch_conflicts = bulk_write(self.db, batch)
+                changed.extend(saved)
+                conflicts.extend(batch_conflicts)
+            pending = conflicts
+        raise UpdateConflict(f"{len(pending)} tokens kept changing while being updated: {', '.join(pending[:10])}")
+
+    def attach(self, name: str, data: bytes, ids: Sequence[str] | None = None, content_type: str = "text/plain") -> list[str]:
+        """Attach the same file to many tokens in bulk (all tokens of the type by default).
+
+        A token that already holds identical content is left alone, so
+        attaching again on a rerun writes nothing.
+        """
+        ids = self.all_ids() if ids is None else list(ids)
+        encoded = inline_attachment(data, content_type)
+        digest = _md5_digest(data)
+
+        def add(doc: dict) -> bool:
+            current = doc.setdefault("_attachments", {}).get(name)
+            if current and current.get("digest") == digest:
+                return False
+            doc["_attachments"][name] = dict(encoded)
+            return True
+
+        return self.modify(ids, add)
+
+    def put_attachment(self, token_id: str, name: str, data: bytes, content_type: str = "text/plain") -> str:
+        """Attach one file to one token; returns the token's new revision."""
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            doc = fetch_document(self.db, token_id)
+            if doc is None:
+                raise CouchDBError(f"token {token_id} does not exist in {self.db.database_name}")
+            # The revision goes in the query string: the embedded server ignores If-Match.
+            response = request(
+                self.db, "PUT", f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
+                params={"rev": doc["_rev"]}, data=data, headers={"Content-Type": content_type}, expect=(409,),
+            )
+            if response.status_code != 409:
+                return response.json()["rev"]
+        raise UpdateConflict(f"token {token_id} kept changing while attaching {name}")
+
+    def get_attachment(self, token_id: str, name: str) -> bytes:
+        path = f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
+        return request(self.db, "GET", path).content
+
+    def set_fields(self, ids: Sequence[str], **fields) -> list[str]:
+        def update(doc: dict) -> None:
+            doc.update(fields)
+
+        return self.modify(ids, update)
+
+    def reset(self, ids: Sequence[str], *, drop_logs: bool = False, max_scrub: int | None = None) -> list[str]:
+        """Put tokens back in ``todo``; those already reset ``max_scrub`` times are left as they are."""
+        now = time.time()
+
+        def scrub(doc: dict) -> bool:
+            if max_scrub is not None and int(doc.get("scrub_count") or 0) >= max_scrub:
+                return False
+            reset_fields(doc, now=now, drop_logs=drop_logs)
+            return True
+
+        return self.modify(ids, scrub)
+
+    def reset_view(self, view: str, *, drop_logs: bool = False, max_scrub: int | None = None) -> list[str]:
+        return self.reset(self.ids(view), drop_logs=drop_logs, max_scrub=max_scrub)
+
+    def stale_ids(self, lease_seconds: float, now: float | None = None) -> list[str]:
+        """Tokens locked longer than the lease that never finished (their worker died)."""
+        cutoff = (now if now is not None else time.time()) - lease_seconds
+        return [row["value"] for row in self.view_rows(views.LOCKED_SINCE, endkey=cutoff)]
+
+    def reset_stale(self, lease_seconds: float, now: float | None = None, *, drop_logs: bool = True) -> list[str]:
+        cutoff = (now if now is not None else time.time()) - lease_seconds
+
+        def scrub_if_still_stale(doc: dict) -> bool:
+            # Re-checked on the document itself: the worker may have finished
+            # since the view was read, and then the token is not stale at all.
+            if not (0 < (doc.get("lock") or 0) <= cutoff and not doc.get("done")):
+                return False
+            reset_fields(doc, drop_logs=drop_logs)
+            return True
+
+        return self.modify(self.stale_ids(lease_seconds, now), scrub_if_still_stale)
+
+    def delete(self, ids: Sequence[str]) -> list[str]:
+        """Delete tokens in bulk; returns the ids deleted."""
+        def mark(doc: dict) -> None:
+            for key in list(doc):
+                if key not in ("_id", "_rev"):
+                    del doc[key]
+            doc["_deleted"] = True
+
+        return self.modify(ids, mark)
+
+    def purge(self) -> list[str]:
+        """Delete every token of this type (the design document stays)."""
+        return self.delete(self.all_ids())
+
+
+def _md5_digest(data: bytes) -> str:
+    # The form in which CouchDB reports an attachment's digest.
+    return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode("ascii")

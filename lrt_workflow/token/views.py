@@ -1,0 +1,113 @@
+"""The standard views of ``_design/<type>``, as JavaScript that Apache CouchDB 3 and pouchdb-server run.
+
+Every view classifies a token with the same function, so the views agree
+with each other and the overview is a true partition: each token is in
+exactly one of ``todo``, ``locked``, ``done`` and ``error``.
+
+A token is
+* ``done`` when it finished (``done > 0``) with exit code 0 and no error status;
+* ``error`` when it finished with any other exit code, or when a worker
+  holding it marked it ``status == "error"``;
+* ``locked`` when a worker holds it (``lock > 0``) and it has not finished;
+* ``todo`` otherwise, which is exactly ``lock == 0 && done == 0``.
+
+The exit code is ``output`` (written by the original tools and by our worker)
+or, where that is empty, ``exit_code`` (written by the ``picas`` client's
+workers). A missing or non-numeric code counts as failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from lrt_workflow.errors import ConfigError
+
+STATES = ("todo", "locked", "done", "error")
+OVERVIEW = "overview_view"
+#: Locked tokens keyed by lock time, so stale locks are one range query.
+LOCKED_SINCE = "locked_since"
+VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+_STATE_FUNCTION = """
+  function state(doc) {
+    if (doc.done > 0) {
+      var code = (doc.output === "" || doc.output === null || doc.output === undefined) ? doc.exit_code : doc.output;
+      return (parseInt(code, 10) === 0 && doc.status !== "error") ? "done" : "error";
+    }
+    if (doc.lock > 0) { return doc.status === "error" ? "error" : "locked"; }
+    return "todo";
+  }"""
+
+
+def _map(token_type: str, body: str) -> str:
+    return (
+        "function (doc) {"
+        + _STATE_FUNCTION
+        + f"\n  if (doc.type !== {_js_string(token_type)}) {{ return; }}\n  {body}\n}}"
+    )
+
+
+def _js_string(value: str) -> str:
+    # JSON string syntax is valid JavaScript, and escapes whatever the type holds.
+    return json.dumps(value)
+
+
+def state_view(token_type: str, state: str, value: str = "doc._id") -> dict:
+    """The map-only view listing the tokens in ``state``, keyed by id."""
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}")
+    return {"map": _map(token_type, f'if (state(doc) === "{state}") {{ emit(doc._id, {value}); }}')}
+
+
+def overview_view(token_type: str) -> dict:
+    """Counts per state in one request: query with ``group=true``."""
+    return {"map": _map(token_type, "emit(state(doc), 1);"), "reduce": "_sum"}
+
+
+def locked_since_view(token_type: str) -> dict:
+    return {"map": _map(token_type, 'if (state(doc) === "locked") { emit(doc.lock, doc._id); }')}
+
+
+def standard_views(token_type: str) -> dict:
+    """All views of ``_design/<type>``. ``todo`` emits the id as key and value:
+    the original launcher reads the value, the ``picas`` client the row id."""
+    return {
+        "todo": state_view(token_type, "todo"),
+        "locked": state_view(token_type, "locked", "doc.status"),
+        "done": state_view(token_type, "done"),
+        "error": state_view(token_type, "error", "doc.status"),
+        OVERVIEW: overview_view(token_type),
+        LOCKED_SINCE: locked_since_view(token_type),
+    }
+
+
+def condition_view(token_type: str, condition: str, emit_values: tuple[str, str] = ("doc._id", "doc._id")) -> dict:
+    """A view of the tokens of ``token_type`` for which the JavaScript ``condition`` holds."""
+    key, value = emit_values
+    return {"map": f"function (doc) {{ if (doc.type === {_js_string(token_type)} && ({condition})) {{ emit({key}, {value}); }} }}"}
+
+
+def design_document(token_type: str, version: str) -> dict:
+    """``_design/<type>`` with the standard views and the tools' version."""
+    check_type(token_type)
+    return {
+        "_id": f"_design/{token_type}",
+        "language": "javascript",
+        "views": standard_views(token_type),
+        "PICAS_API_VERSION": version,
+    }
+
+
+class InvalidTokenType(ConfigError):
+    """The token type cannot name a design document and token ids."""
+
+
+def check_type(token_type: str) -> str:
+    """Refuse a token type that cannot name a design document and token ids."""
+    if not isinstance(token_type, str) or not VALID_TYPE.match(token_type):
+        raise InvalidTokenType(
+            f"token type {token_type!r} is not valid: it names _design/<type> and every token id, so it must "
+            "start with a letter and hold only letters, digits, '_' and '-' (at most 64 characters)"
+        )
+    return token_type

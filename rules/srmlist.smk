@@ -1,0 +1,29 @@
+# 1-2. The srm list, validated and normalised, then cut into chunks.
+
+
+rule srmlist:
+    input:
+        srm=config["srm_file"],
+        template=config["token"]["template"],
+    output:
+        srm=f"{OUT}/srm.txt",
+        summary=f"{OUT}/summary.json",
+    params:
+        pattern=config["subband_pattern"],
+    log:
+        f"{OUT}/logs/srmlist.log",
+    shell:
+        "{LRT} step srmlist --config {CONFIG} --srm-out {output.srm} --summary-out {output.summary} --log {log}"
+
+
+checkpoint chunks:
+    input:
+        rules.srmlist.output.srm,
+    output:
+        directory(f"{OUT}/chunks"),
+    params:
+        size=config["chunk_size"],
+    log:
+        f"{OUT}/logs/chunks.log",
+    shell:
+        "{LRT} step chunks --config {CONFIG} --srm {input} --out-dir {output} --log {log}"
