@@ -22,7 +22,7 @@ from lrt_workflow import __version__, observation
 from lrt_workflow.config import check_files
 from lrt_workflow.couchdb import ServerUnreachable
 from lrt_workflow.database import resolve
-from lrt_workflow.errors import LrtError
+from lrt_workflow.errors import LrtError, ServerError
 from lrt_workflow.srmlist import read_srm_file
 from lrt_workflow.token import TokenStore, archive_tokens, load_token_config
 from lrt_workflow.token.views import STATES
@@ -50,8 +50,7 @@ def read_json(path: str | os.PathLike):
 
 def store_for(config: Mapping) -> TokenStore:
     target = resolve(config.get("couchdb"))
-    return TokenStore(target.open(create=True), config["token"]["type"],
-                      batch_size=config.get("couchdb", {}).get("batch_size", 500))
+    return TokenStore(target.open(create=True), config["token"]["type"], batch_size=config["couchdb"]["batch_size"])
 
 
 # --- 1. srm list ------------------------------------------------------------------
@@ -201,7 +200,7 @@ def wait_step(config: Mapping, tokens_file: str | os.PathLike, status_out: str |
                 stale = store.reset_stale(lease)
                 counts = store.counts()
                 retried = store.reset(store.ids("error"), max_scrub=settings["max_scrub"]) if counts["error"] else []
-            except ServerUnreachable as error:
+            except (ServerUnreachable, ServerError) as error:  # an outage: keep waiting until the deadline
                 if clock() > deadline:
                     raise WaitFailed(f"gave up waiting: {error}") from None
                 log.warning("wait: %s; trying again in %s s", error, settings["poll_seconds"])

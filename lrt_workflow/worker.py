@@ -18,6 +18,7 @@ system ending the pilot) stops the job and releases the token at once.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ CLAIM_WINDOW = 25
 CLAIM_ATTEMPTS = 10
 LOG_TAIL_BYTES = 1 << 20
 KILL_GRACE_SECONDS = 10
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
 #: Never handed to a job: the worker's own credentials.
 SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICASRC")
@@ -215,7 +217,7 @@ class Worker:
             self._process = subprocess.Popen(
                 ["/bin/bash", "-c", self.command_for(token)],
                 cwd=workdir, env=job_environment(token, workdir), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True,
+                stdout=out, stderr=err, start_new_session=True, preexec_fn=_die_with_parent,
             )
             try:
                 code = self._process.wait(timeout=self.max_token_seconds)
@@ -338,6 +340,20 @@ class Worker:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.report
+
+
+def _die_with_parent() -> None:
+    """In the job's process, before exec: be killed when the worker dies.
+
+    A worker killed with SIGKILL cannot stop its job, and the job would go on
+    running unrecorded while the token, reset after its lease, runs again
+    elsewhere: the same work done twice. Linux only; elsewhere a no-op.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
