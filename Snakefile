@@ -26,9 +26,16 @@ TYPE = config["token"]["type"]
 LOCAL_PILOTS = config["pilots"]["launcher"] == "local"
 # The steps read the exact configuration Snakemake validated, overlays included.
 CONFIG = shlex.quote(workflow_support.write_config_snapshot(config, f"{OUT}/config.json"))
-LRT = f"{shlex.quote(sys.executable)} -m lrt_workflow"
+# Under conda each rule has its own environment (envs/lrt_workflow.yaml);
+# otherwise the rules run with the Python that runs Snakemake.
+if "conda" in {str(m).lower() for m in workflow.deployment_settings.deployment_method}:
+    LRT = "python -m lrt_workflow"
+else:
+    LRT = f"{shlex.quote(sys.executable)} -m lrt_workflow"
+ENV = "../envs/lrt_workflow.yaml"
 
 
+include: "rules/common.smk"
 include: "rules/srmlist.smk"
 include: "rules/tokens.smk"
 include: "rules/pilots.smk"

@@ -7,10 +7,15 @@ rule archive:
         tokens=rules.tokens.output[0],
     output:
         f"{OUT}/tokens_{TYPE}.tar.gz",
+    params:
+        lrt=LRT,
+        config=CONFIG,
     log:
         f"{OUT}/logs/archive.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step archive --config {CONFIG} --tokens {input.tokens} --out {output} --log {log}"
+        "{params.lrt} step archive --config {params.config} --tokens {input.tokens} --out {output} --log {log}"
 
 
 rule report:
@@ -20,8 +25,13 @@ rule report:
         archive=rules.archive.output[0],
     output:
         f"{OUT}/report.html",
+    params:
+        lrt=LRT,
+        config=CONFIG,
     log:
         f"{OUT}/logs/report.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step report --config {CONFIG} --status {input.status} --polls {input.polls}"
+        "{params.lrt} step report --config {params.config} --status {input.status} --polls {input.polls}"
         " --archive {input.archive} --out {output} --log {log}"

@@ -7,10 +7,15 @@ rule pilot:
         rules.attachments.output[0],
     output:
         f"{OUT}/pilots/{{pilot}}.json",
+    params:
+        lrt=LRT,
+        config=CONFIG,
     log:
         f"{OUT}/logs/pilot-{{pilot}}.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step pilot --config {CONFIG} --out {output} --log {log}"
+        "{params.lrt} step pilot --config {params.config} --out {output} --log {log}"
 
 
 rule wait:
@@ -23,8 +28,13 @@ rule wait:
     output:
         status=f"{OUT}/status.json",
         polls=f"{OUT}/polls.jsonl",
+    params:
+        lrt=LRT,
+        config=CONFIG,
     log:
         f"{OUT}/logs/wait.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step wait --config {CONFIG} --tokens {input.tokens}"
+        "{params.lrt} step wait --config {params.config} --tokens {input.tokens}"
         " --status-out {output.status} --polls-out {output.polls} --log {log}"

@@ -9,11 +9,15 @@ rule srmlist:
         srm=f"{OUT}/srm.txt",
         summary=f"{OUT}/summary.json",
     params:
+        lrt=LRT,
+        config=CONFIG,
         pattern=config["subband_pattern"],
     log:
         f"{OUT}/logs/srmlist.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step srmlist --config {CONFIG} --srm-out {output.srm} --summary-out {output.summary} --log {log}"
+        "{params.lrt} step srmlist --config {params.config} --srm-out {output.srm} --summary-out {output.summary} --log {log}"
 
 
 checkpoint chunks:
@@ -22,8 +26,12 @@ checkpoint chunks:
     output:
         directory(f"{OUT}/chunks"),
     params:
+        lrt=LRT,
+        config=CONFIG,
         size=config["chunk_size"],
     log:
         f"{OUT}/logs/chunks.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step chunks --config {CONFIG} --srm {input} --out-dir {output} --log {log}"
+        "{params.lrt} step chunks --config {params.config} --srm {input} --out-dir {output} --log {log}"

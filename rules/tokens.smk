@@ -1,22 +1,21 @@
 # 3-5. The design document, one token per chunk, and the attachments every token gets.
 
 
-def chunk_index(wildcards):
-    """The checkpoint's own index of its chunks: never a glob, which would see stale files."""
-    return f"{checkpoints.chunks.get().output[0]}/index.json"
-
-
 rule design:
     input:
         rules.srmlist.output.summary,
     output:
         f"{OUT}/design.json",
     params:
+        lrt=LRT,
+        config=CONFIG,
         type=TYPE,
     log:
         f"{OUT}/logs/design.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step design --config {CONFIG} --out {output} --log {log}"
+        "{params.lrt} step design --config {params.config} --out {output} --log {log}"
 
 
 rule tokens:
@@ -27,12 +26,16 @@ rule tokens:
     output:
         f"{OUT}/tokens.json",
     params:
+        lrt=LRT,
+        config=CONFIG,
         fields=config["token"]["fields"],
         command=config["token"]["command"],
     log:
         f"{OUT}/logs/tokens.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step tokens --config {CONFIG} --chunks {input.chunks} --out {output} --log {log}"
+        "{params.lrt} step tokens --config {params.config} --chunks {input.chunks} --out {output} --log {log}"
 
 
 rule attachments:
@@ -41,7 +44,12 @@ rule attachments:
         files=config["token"]["attachments"],
     output:
         f"{OUT}/attachments.json",
+    params:
+        lrt=LRT,
+        config=CONFIG,
     log:
         f"{OUT}/logs/attachments.log",
+    conda:
+        ENV
     shell:
-        "{LRT} step attachments --config {CONFIG} --tokens {input.tokens} --out {output} --log {log}"
+        "{params.lrt} step attachments --config {params.config} --tokens {input.tokens} --out {output} --log {log}"

@@ -146,19 +146,21 @@ def lrt_worker(couchdb_server, database, *extra, env=None):
     )
 
 
-def test_concurrent_workers_process_every_token_exactly_once(store, couchdb_server, database, tmp_path):
-    ids = fill(store, 120)
+@pytest.mark.parametrize("workers, tokens", [(4, 120), (8, 200)])
+def test_concurrent_workers_process_every_token_exactly_once(store, couchdb_server, database, tmp_path,
+                                                             workers, tokens):
+    ids = fill(store, tokens)
     ledger = tmp_path / "ledger.txt"
     command = f'echo "$LRT_TOKEN_ID" >> {ledger}'
-    workers = [lrt_worker(couchdb_server, database, "--type", "pref", "--command", command,
-                          "--workdir", str(tmp_path / f"w{i}")) for i in range(4)]
-    for process in workers:
+    processes = [lrt_worker(couchdb_server, database, "--type", "pref", "--command", command,
+                          "--workdir", str(tmp_path / f"w{i}")) for i in range(workers)]
+    for process in processes:
         out, err = process.communicate(timeout=240)
         assert process.returncode == 0, err
     runs = Counter(ledger.read_text().split())
     assert sorted(runs) == sorted(ids)
     assert max(runs.values()) == 1
-    assert store.counts() == {"todo": 0, "locked": 0, "done": 120, "error": 0, "total": 120}
+    assert store.counts() == {"todo": 0, "locked": 0, "done": tokens, "error": 0, "total": tokens}
 
 
 def wait_for(predicate, timeout=30):
