@@ -84,3 +84,16 @@ def test_right_password_is_accepted(secured_server):
     store = TokenStore(open_database(client, "secured"), "pref")
     store.ensure_design()
     assert store.counts()["total"] == 0
+
+
+def test_tls_verification_is_on_unless_turned_off_explicitly_with_a_warning():
+    url = f"https://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerUnreachable, match="127.0.0.1"):
+        connect(PicasCredentials(url=url), retries=0)
+    with pytest.warns(UserWarning, match="TLS certificate verification is off"):
+        with pytest.raises(ServerUnreachable):
+            connect(PicasCredentials(url=url), verify_tls=False, retries=0)
+
+
+def test_verify_tls_setting_reaches_the_session(couchdb_server):
+    assert connect(PicasCredentials(url=couchdb_server.url)).r_session.verify is True
