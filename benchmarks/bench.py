@@ -211,9 +211,11 @@ class Bench:
         self.client = None
         self.session = requests.Session()  # the "plain requests.Session" of the raw and classic patterns
         self._numbers = itertools.count()
+        self.pid = 0
 
     def start(self) -> None:
         state, _ = self.server.start()
+        self.pid = state.pid
         self.url = state.url.rstrip("/")
         self.client = connect(PicasCredentials(url=state.url))
         say(f"embedded server at {self.url} (pid {state.pid})")
@@ -231,6 +233,51 @@ class Bench:
     def drop(self, db) -> None:
         """Delete a database once measured, so the server's folder stays small."""
         self.session.delete(db.database_url)
+
+
+class CpuMeter:
+    """How much CPU other processes took during the run: the machine's busy time minus ours.
+
+    Ours is this process, the children it waited for (workers, Snakemake)
+    and the server. Timings on a 2-core machine mean little if, say, a test
+    suite ran alongside; this makes that visible in the results.
+    """
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.busy = self._machine_busy()
+        self.own = self._own()
+
+    @staticmethod
+    def _machine_busy() -> float:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        except OSError:
+            return 0.0
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    @staticmethod
+    def process_cpu(pid: int) -> float:
+        """CPU seconds of a process that is not our waited-for child (the server)."""
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def others(self, server_pid: int) -> tuple[float, float]:
+        """(CPU seconds other processes used, the same as a fraction of the machine)."""
+        elapsed = time.monotonic() - self.started
+        busy = self._machine_busy() - self.busy
+        own = self._own() - self.own + self.process_cpu(server_pid)
+        other = max(0.0, busy - own)
+        return other, other / max(1e-9, elapsed * (os.cpu_count() or 1))
 
 
 def worker_environment() -> dict:
@@ -341,14 +388,15 @@ def timed_runs(bench: Bench, repeats: int, actions: dict[str, tuple[Callable[[ob
     return timings
 
 
-def warm_up(bench: Bench) -> None:
-    """One untimed pass of every method, so the server's JIT warm-up is not billed to the first one measured."""
-    chunks = chunk_links(500)
+def warm_up(bench: Bench, n: int) -> None:
+    """One untimed pass of every method at the largest size (classic on a few tokens), so the
+    server's JIT and caches are warm before the first measured run, not during it."""
+    chunks = chunk_links(n)
     pairs = token_documents(chunks)
     timed_runs(bench, 1, {
-        "warmraw": (lambda db: create_raw(bench.session, db.database_url, raw_documents(pairs)), 500),
-        "warmclassic": (lambda db: create_classic(bench.session, db.database_url, pairs[:50]), 50),
-        "warmlrt": (lambda db: create_lrt(db, chunks), 500),
+        "warmraw": (lambda db: create_raw(bench.session, db.database_url, raw_documents(pairs)), n),
+        "warmclassic": (lambda db: create_classic(bench.session, db.database_url, pairs[:100]), min(n, 100)),
+        "warmlrt": (lambda db: create_lrt(db, chunks), n),
     })
 
 
@@ -373,7 +421,7 @@ def same_documents(bench: Bench, pairs: list[tuple[dict, bytes]]) -> bool:
 def measure_creation(bench: Bench, plan: Plan, results: Results) -> None:
     """Table a: the three ways of creating N tokens, each run on a fresh database."""
     say("creation: warm-up")
-    warm_up(bench)
+    warm_up(bench, max(plan.creation_sizes))
     for n in plan.creation_sizes:
         chunks = chunk_links(n)
         pairs = token_documents(chunks)
@@ -966,9 +1014,12 @@ def render(results: Results, elapsed: float, error: str | None = None) -> str:
         f"- machine: {env['cpus']} CPUs, {env['memory']} memory, {env['os']}",
         f"- software: Python {env['python']}, Node.js {env['node']}, pouchdb-server {env['pouchdb-server']}; "
         f"{env['packages']}",
-        f"- load average (1, 5, 15 min) at the start: {env['load']}; at the end: "
-        "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        f"- load average (1, 5, 15 min) before the run: {env['load']}"
     ]
+    if "others" in env:
+        other, share = env["others"]
+        parts.append(f"- other processes on the machine used {other:.0f} CPU-seconds during the run "
+                     f"({share:.0%} of its capacity){'' if share < 0.05 else ': the timings are perturbed'}")
     if error:
         parts += ["", f"**The run stopped early: {error}.** The tables below hold what was measured before."]
     if results.creation:
@@ -1016,6 +1067,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
     try:
         with tempfile.TemporaryDirectory(prefix="lrt-bench-") as workdir:
             bench = Bench(Path(workdir))
+            meter = CpuMeter()
             try:
                 bench.start()
                 measure_creation(bench, plan, results)
@@ -1028,6 +1080,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
                 error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
+                results.environment["others"] = meter.others(bench.pid)
                 bench.stop()
                 results.markdown = render(results, time.monotonic() - started, error)
                 print(results.markdown, flush=True)

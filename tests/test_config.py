@@ -24,7 +24,8 @@ DEFAULTS_FILLED = {
     "chunk_size": 10,
     "results_dir": "results",
     "token": {"type": "pref_cal", "template": "token.json", "fields": {}, "command": None, "attachments": []},
-    "couchdb": {"url": "embedded", "database": "lrt", "verify_tls": True, "embedded_data_dir": ".lrt/couchdb"},
+    "couchdb": {"url": "embedded", "database": "lrt", "verify_tls": True, "embedded_data_dir": ".lrt/couchdb",
+                "batch_size": 500},
     "pilots": {"launcher": "local", "count": 2, "lease_seconds": 3600, "max_token_seconds": None},
     "wait": {"poll_seconds": 10, "timeout_seconds": 86400, "max_scrub": 2, "max_error_fraction": 0},
     "archive": {"purge": False},
@@ -79,6 +80,7 @@ def test_defaults_fill_a_partial_section_and_keep_given_values():
     assert config["couchdb"] == {
         "url": "https://host:6984", "user": "me", "database": "lrt", "verify_tls": True,
         "embedded_data_dir": ".lrt/couchdb",
+        "batch_size": 500,
     }
     assert config["chunk_size"] == 3
 
