@@ -23,8 +23,9 @@ from lrt_workflow.config import check_files
 from lrt_workflow.couchdb import ServerUnreachable
 from lrt_workflow.database import resolve
 from lrt_workflow.errors import LrtError, ServerError
+from lrt_workflow.report import render
 from lrt_workflow.srmlist import read_srm_file
-from lrt_workflow.token import TokenStore, archive_tokens, load_token_config
+from lrt_workflow.token import TokenStore, archive_tokens, load_token_config, read_archive
 from lrt_workflow.token.views import STATES
 from lrt_workflow.worker import Worker
 
@@ -269,15 +270,12 @@ def archive_step(config: Mapping, tokens_file: str | os.PathLike, out: str | os.
 
 def report_step(config: Mapping, status_file, polls_file, archive_file, out) -> Path:
     """The picture of the run, from the polls and the archived tokens (which outlive a purge)."""
-    from lrt_workflow import report
-    from lrt_workflow.token import read_archive
-
     status = read_json(status_file)
     polls = [json.loads(line) for line in Path(polls_file).read_text().splitlines() if line.strip()]
     _, tokens = read_archive(archive_file)
     title = f"{config['token']['type']} run of {Path(status_file).parent.name}"
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    partial.write_text(report.render(title, status, polls, (doc for doc, _ in tokens)))
+    partial.write_text(render(title, status, polls, (doc for doc, _ in tokens)))
     os.replace(partial, out)
     return out

@@ -37,7 +37,7 @@ from typing import Callable
 
 from lrt_workflow.couchdb import CouchDBError, UpdateConflict
 from lrt_workflow.token.archive import attachment_filename
-from lrt_workflow.token.model import reset_fields
+from lrt_workflow.token.model import is_log_attachment, reset_fields
 from lrt_workflow.token.store import TokenStore, fetch_document, inline_attachment, save_document
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class Worker:
         self.root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
         for name in token.get("_attachments") or {}:
-            if name in ("stdout.log", "stderr.log"):
+            if is_log_attachment(name):  # a previous attempt's logs are not the job's input
                 continue
             (workdir / attachment_filename(name)).write_bytes(self.store.get_attachment(token["_id"], name))
         return workdir
