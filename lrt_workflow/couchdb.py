@@ -139,11 +139,14 @@ def open_database(client: CouchDB, name: str, *, create: bool = False) -> CouchD
     """The database ``name``, created first when asked to."""
     with translate_errors(client.server_url, name):
         db = CouchDatabase(client, name)
-        if create:
+        exists = db.exists()
+        if create and not exists:
+            # Only when missing: CouchDB 3 refuses PUT /db from anyone but a
+            # server admin, even for a database that exists.
             response = client.r_session.put(db.database_url)
-            if response.status_code not in (201, 202, 412):  # 412: it exists already
+            if response.status_code not in (201, 202, 412):  # 412: created meanwhile
                 response.raise_for_status()
-        elif not db.exists():
+        elif not exists:
             raise DatabaseMissing(
                 f"database {name!r} does not exist on {redact_url(client.server_url)}; "
                 "create it, or check couchdb.database in config.yaml"
@@ -159,6 +162,8 @@ def translate_errors(url: str, database: str | None = None):
         yield
     except requests.HTTPError as error:
         raise http_error(error.response, where) from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+        raise CouchDBError(f"{where!r} is not a CouchDB URL: expected http(s)://host:port") from None
     except requests.exceptions.SSLError as error:
         raise ServerUnreachable(
             f"TLS error talking to CouchDB at {where}: {type(error).__name__}. If the server uses a private "

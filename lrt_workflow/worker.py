@@ -49,7 +49,7 @@ KILL_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
 #: Never handed to a job: the worker's own credentials.
-SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICASRC")
+SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICAS_URL", "PICASRC")  # a URL may hold user:password@
 
 
 @dataclass
