@@ -57,6 +57,13 @@ def lrt_run(folder: Path, **kwargs) -> subprocess.Popen:
                             **kwargs)
 
 
+def started_run(folder: Path) -> subprocess.Popen:
+    """``lrt run``, returned once its embedded server answers, so faults hit a run that is under way."""
+    run = lrt_run(folder)
+    wait_until(lambda: (folder / ".lrt" / "couchdb" / "server.json").exists(), run)
+    return run
+
+
 def finish(process: subprocess.Popen, timeout=300) -> str:
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output[-5000:]
@@ -115,8 +122,7 @@ def test_killed_after_chunking(tmp_path):
 
 def test_killed_between_two_bulk_batches_of_token_creation(tmp_path):
     folder = project(tmp_path, subbands=40, chunk_size=1, couchdb={"batch_size": 1})
-    run = lrt_run(folder)
-    wait_until(lambda: (folder / ".lrt" / "couchdb" / "server.json").exists(), run)
+    run = started_run(folder)
     wait_until(lambda: 0 < len(token_docs(folder)) < 40, run, step=0.01)
     kill_run(run)
     assert 0 < len(token_docs(folder)) < 40
@@ -126,8 +132,7 @@ def test_killed_between_two_bulk_batches_of_token_creation(tmp_path):
 
 def test_killed_while_pilots_run_and_locks_go_stale(tmp_path):
     folder = project(tmp_path, job_seconds=2)
-    run = lrt_run(folder)
-    wait_until(lambda: (folder / ".lrt" / "couchdb" / "server.json").exists(), run)
+    run = started_run(folder)
     wait_until(lambda: any(t.get("status") == "running" for t in token_docs(folder)), run)
     kill_run(run)
     locked = [t for t in token_docs(folder) if t["lock"] and not t["done"]]
@@ -166,8 +171,7 @@ def test_killed_during_wait_with_external_pilots(tmp_path):
 
 def test_a_second_run_at_the_same_time_is_refused(tmp_path):
     folder = project(tmp_path, job_seconds=1)
-    first = lrt_run(folder)
-    wait_until(lambda: (folder / ".lrt" / "couchdb" / "server.json").exists(), first)
+    first = started_run(folder)
     second = lrt_run(folder)
     output, _ = second.communicate(timeout=60)
     assert second.returncode == 1
