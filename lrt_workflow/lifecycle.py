@@ -156,10 +156,9 @@ def pilot_step(config: Mapping, out: str | os.PathLike, workdir: str | os.PathLi
         job_command(config),
         workdir=workdir,
         max_token_seconds=pilots.get("max_token_seconds"),
-        heartbeat_seconds=max(1.0, pilots["lease_seconds"] / 4),
+        lease_seconds=pilots["lease_seconds"],
         max_scrub=wait["max_scrub"],
         until_finished=True,
-        lease_seconds=pilots["lease_seconds"],
         poll_seconds=min(wait["poll_seconds"], 5),
     )
     report = worker.run()
@@ -198,7 +197,7 @@ def wait_step(config: Mapping, tokens_file: str | os.PathLike, status_out: str |
         while True:
             try:
                 store = store or store_for(config)
-                stale = store.reset_stale(lease)
+                stale = store.reset_stale(lease, max_scrub=settings["max_scrub"])
                 counts = store.counts()
                 retried = store.reset(store.ids("error"), max_scrub=settings["max_scrub"]) if counts["error"] else []
             except (ServerUnreachable, ServerError) as error:  # an outage: keep waiting until the deadline

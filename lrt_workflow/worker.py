@@ -1,19 +1,29 @@
 """The pilot worker: take tokens from a view until none are left, and run each one's job.
 
-It follows the PiCaS worker contract (reference, section 4) and avoids the
-three defects of the ``picas`` client's ``RunActor``:
+It follows the PiCaS worker contract and avoids the three defects of the
+``picas`` client's ``RunActor``:
 
-* **No double claims.** A token is claimed only if the document itself, as
-  read, is still free (``lock == 0 and done == 0``), and the claim is saved
-  with the revision that check read; a 409 means another worker won.
-* **No dropped results.** When saving the result meets a conflict, the token
-  is re-read and the result merged into the new revision, then saved again.
+* **No double claims.** A token is claimed only if the document itself, read
+  after the view, is still free, and the claim is saved with the revision
+  that check read; a 409 means another worker won.
+* **No dropped results.** When a save meets a conflict, the token is re-read
+  and, if it is still this worker's, the change is applied to the new
+  revision and saved again. A token another worker has taken is never
+  overwritten.
 * **Time limits that stop work.** The job runs in its own process group, and
   ``max_token_seconds`` kills the whole group.
 
-While a job runs, a heartbeat keeps the token's lease alive, so the
-orchestrator resets only the tokens of workers that died. SIGTERM (a batch
-system ending the pilot) stops the job and releases the token at once.
+**Leases.** While a job runs, a heartbeat renews the token's lease every
+``heartbeat_seconds`` (a quarter of the lease by default). The orchestrator
+resets a token only when its last sign of life is older than the lease, so a
+job may run for days under a lease of minutes. If the heartbeat cannot be
+saved for half the lease, the worker stops the job and releases the token:
+a job never runs on after its lease may have been given to another pilot.
+
+**Stopping.** SIGTERM or SIGINT (a batch system ending the pilot) stops the
+job and releases its token at once. The signal handler only sets a flag and
+signals the job's process group; the main loop acts on the flag at safe
+points, so a signal can never interrupt a request or a fork half-way.
 """
 
 from __future__ import annotations
@@ -36,20 +46,26 @@ from pathlib import Path
 from typing import Callable
 
 from lrt_workflow.couchdb import CouchDBError, UpdateConflict
+from lrt_workflow.errors import ConfigError
+from lrt_workflow.token import modifiers
 from lrt_workflow.token.archive import attachment_filename
-from lrt_workflow.token.model import is_log_attachment, reset_fields
-from lrt_workflow.token.store import TokenStore, fetch_document, inline_attachment, save_document
+from lrt_workflow.token.store import TokenStore, inline_attachment
 
 log = logging.getLogger(__name__)
 
 CLAIM_WINDOW = 25
 CLAIM_ATTEMPTS = 10
+SAVE_ATTEMPTS = 20
 LOG_TAIL_BYTES = 1 << 20
 KILL_GRACE_SECONDS = 10
+#: How often the main thread looks at the job's clock, its lease and the stop flag.
+WATCH_SECONDS = 0.2
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
 #: Never handed to a job: the worker's own credentials.
 SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICAS_URL", "PICASRC")  # a URL may hold user:password@
+#: Batch-system job ids recorded on the tokens a pilot claims: {token field: environment variable}.
+PILOT_JOB_IDS = {"slurm_job_id": "SLURM_JOB_ID"}
 
 
 @dataclass
@@ -60,12 +76,13 @@ class WorkerReport:
     released: str | None = None
 
     def __str__(self) -> str:
-        return (f"processed {len(self.processed)} tokens ({len(self.failed)} failed), "
+        n = len(self.processed)
+        return (f"processed {n} token{'s' if n != 1 else ''} ({len(self.failed)} failed), "
                 f"{self.conflicts} claim conflicts")
 
 
-class Stop(Exception):
-    """SIGTERM or SIGINT arrived: stop the job, release the token, leave."""
+class LeaseLost(CouchDBError):
+    """The worker could not renew its token's lease, so it stopped the job."""
 
 
 def job_environment(token: dict, workdir: Path, base: dict | None = None) -> dict:
@@ -81,6 +98,12 @@ def job_environment(token: dict, workdir: Path, base: dict | None = None) -> dic
     return env
 
 
+def pilot_job_ids(environ: dict | None = None) -> dict:
+    """The batch system's id of the job this pilot runs in, for the tokens it claims."""
+    environ = os.environ if environ is None else environ
+    return {name: environ.get(variable) or None for name, variable in PILOT_JOB_IDS.items()}
+
+
 class Worker:
     """Claims and runs tokens of one design document's view."""
 
@@ -92,105 +115,121 @@ class Worker:
         view: str = "todo",
         workdir: str | os.PathLike | None = None,
         max_token_seconds: float | None = None,
-        heartbeat_seconds: float = 60.0,
+        lease_seconds: float = 3600.0,
+        heartbeat_seconds: float | None = None,
         keep_workdirs: bool = False,
         max_scrub: int = 0,
         until_finished: bool = False,
-        lease_seconds: float | None = None,
         poll_seconds: float = 5.0,
     ):
+        heartbeat_seconds = heartbeat_seconds or lease_seconds / 4
+        if heartbeat_seconds > lease_seconds / 2:
+            raise ConfigError(
+                f"a heartbeat every {heartbeat_seconds:g} s cannot keep a lease of {lease_seconds:g} s: "
+                "the heartbeat must come at least twice per lease (the default is a quarter of the lease)"
+            )
         self.store = store
         self.command = command
         self.view = view
         self.root = Path(workdir or Path(tempfile.gettempdir()) / "lrt-worker")
         self.max_token_seconds = max_token_seconds
+        self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.keep_workdirs = keep_workdirs
         self.max_scrub = max_scrub
         self.until_finished = until_finished
-        self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.hostname = socket.gethostname()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.pilot = pilot_job_ids()
         self.report = WorkerReport()
-        self._current: dict | None = None
+        self._token: dict | None = None  # the token held, as last read or saved
         self._process: subprocess.Popen | None = None
-        self._doc_lock = threading.Lock()  # the heartbeat and the main loop both save the token
-        self._stopping = False
+        self._doc_lock = threading.RLock()  # the heartbeat and the main loop both save the token
+        self._stop = threading.Event()  # set by SIGTERM / SIGINT
+        self._last_beat = 0.0  # time.monotonic() of the last lease renewal
+        self._lost: str | None = None  # why the lease is gone, once it is
+        self._killed = False  # this worker signalled the running job
 
     # --- claiming --------------------------------------------------------------
 
     def claim(self) -> dict | None:
         """Lock one free token, or return None when the view has none left."""
         for _ in range(CLAIM_ATTEMPTS):
-            rows = self.store.view_rows(self.view, limit=CLAIM_WINDOW, include_docs=True)
-            candidates = [row["doc"] for row in rows if row.get("doc")]
-            if not candidates:
+            ids = [row["id"] for row in self.store.view_rows(self.view, limit=CLAIM_WINDOW)]
+            if not ids:
                 return None
-            random.shuffle(candidates)
-            for doc in candidates:
-                if doc.get("lock") or doc.get("done"):
-                    continue  # the view lags behind the document: someone has it
-                now = int(time.time())
-                doc.update(lock=now, heartbeat=now, hostname=self.hostname, worker_id=self.worker_id, status="locked")
-                doc["times"] = {**(doc.get("times") or {}), "locked": now}
+            random.shuffle(ids)
+            for token_id in ids:
+                doc = self.store.get(token_id)
+                # The document, not the view row, decides: another worker may
+                # have locked it after the view was read.
+                if doc is None or not modifiers.is_free(doc):
+                    continue
+                modifiers.claim(doc, worker_id=self.worker_id, hostname=self.hostname, **self.pilot)
                 try:
-                    doc["_rev"] = save_document(self.store.db, doc)
+                    doc["_rev"] = self.store.save(doc)  # with the revision just checked: a 409 means we lost
                 except UpdateConflict:
                     self.report.conflicts += 1
                     continue
-                self._current = doc  # from here on, a signal must release it
+                self._token = doc
+                self._last_beat = time.monotonic()
+                self._lost = None
                 return doc
         return None
 
-    def owns(self, doc: dict | None) -> bool:
-        return bool(doc) and doc.get("worker_id") == self.worker_id and bool(doc.get("lock")) and not doc.get("done")
-
     # --- saving ----------------------------------------------------------------
 
-    def update_token(self, fields: dict, attachments: dict[str, bytes] | None = None, *,
-                     times_key: str | None = None, then: Callable[[dict], object] | None = None) -> bool:
-        """Merge ``fields`` into the server's current token and save, retrying on conflict.
+    def save(self, change: Callable[[dict], object], *, allow_free: bool = False) -> bool:
+        """Apply ``change`` to the token and save it, merging with whatever was written meanwhile.
 
-        Returns False when the token is no longer ours (the orchestrator reset
-        it and another worker took it): then nothing is written.
+        On a conflict the token is re-read; if it is still this worker's (or,
+        with ``allow_free``, nobody's), ``change`` is applied to the new
+        revision. Returns False, writing nothing, when the token is gone or
+        another worker holds it.
         """
         with self._doc_lock:
-            token_id = self._current["_id"]
-            for _ in range(20):
-                doc = fetch_document(self.store.db, token_id)
-                if doc is None:
-                    log.warning("token %s was deleted while this worker held it", token_id)
-                    return False
-                if not self.owns(doc) and not (doc.get("lock") == 0 and doc.get("done") == 0):
-                    log.warning("token %s is now held by %s; not overwriting it", token_id, doc.get("hostname"))
-                    return False
-                doc.update(fields)
-                if times_key:
-                    doc["times"] = {**(doc.get("times") or {}), times_key: int(time.time())}
-                if attachments:
-                    doc.setdefault("_attachments", {})
-                    for name, data in attachments.items():
-                        doc["_attachments"][name] = inline_attachment(data)
-                if then:
-                    then(doc)
+            doc = self._token
+            token_id = doc["_id"]
+            for _ in range(SAVE_ATTEMPTS):
+                change(doc)
                 try:
-                    doc["_rev"] = save_document(self.store.db, doc)
+                    doc["_rev"] = self.store.save(doc)
                 except UpdateConflict:
-                    continue  # someone else wrote in between: read theirs and merge again
-                self._current = doc
+                    doc = self.store.get(token_id)
+                    if doc is None:
+                        log.warning("token %s was deleted while this worker held it", token_id)
+                        return False
+                    if not (modifiers.holds(doc, self.worker_id) or (allow_free and modifiers.is_free(doc))):
+                        log.warning("token %s is now held by %s; not overwriting it", token_id,
+                                    doc.get("worker_id") or doc.get("hostname") or "nobody")
+                        return False
+                    continue
+                self._token = doc
                 return True
-        raise UpdateConflict(f"token {token_id} kept changing while saving this worker's result")
+        raise UpdateConflict(f"token {token_id} kept changing while this worker saved it")
 
-    def _heartbeat(self, stop: threading.Event) -> None:
+    def _heartbeat(self, stop: threading.Event, token_id: str) -> None:
         while not stop.wait(self.heartbeat_seconds):
-            try:
-                if not self.update_token({"heartbeat": int(time.time())}):
-                    log.error("lost token %s to another worker; stopping its job", self._current["_id"])
-                    self._kill_job()
+            with self._doc_lock:
+                if stop.is_set():  # the job ended while this beat waited for the result to be saved
                     return
-            except CouchDBError as error:
-                log.warning("heartbeat for %s failed: %s", self._current["_id"], error)
+                try:
+                    if not self.save(modifiers.beat):
+                        self._lost = "another worker holds the token now"
+                        return
+                    self._last_beat = time.monotonic()
+                except CouchDBError as error:
+                    log.warning("heartbeat for %s failed: %s", token_id, error)
+
+    def _lease_problem(self) -> str | None:
+        """Why the job must stop for want of a lease, if it must."""
+        if self._lost:
+            return self._lost
+        silent = time.monotonic() - self._last_beat
+        if silent > self.lease_seconds / 2:
+            return f"no heartbeat could be saved for {silent:.0f} s, half the lease of {self.lease_seconds:g} s"
+        return None
 
     # --- running ---------------------------------------------------------------
 
@@ -199,7 +238,7 @@ class Worker:
         self.root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
         for name in token.get("_attachments") or {}:
-            if is_log_attachment(name):  # a previous attempt's logs are not the job's input
+            if modifiers.is_log_attachment(name):  # a previous attempt's logs are not the job's input
                 continue
             (workdir / attachment_filename(name)).write_bytes(self.store.get_attachment(token["_id"], name))
         return workdir
@@ -207,106 +246,144 @@ class Worker:
     def command_for(self, token: dict) -> str:
         command = self.command or token.get("command") or ((token.get("config.json") or {}).get("command"))
         if not command:
-            raise CouchDBError(f"token {token['_id']} names no command and the worker was given none (--command)")
+            raise ConfigError(f"token {token['_id']} names no command and the worker was given none (--command)")
         return command
 
-    def run_job(self, token: dict, workdir: Path) -> tuple[int, bytes, bytes]:
-        """Run the job in its own process group; kill the group past the time limit."""
+    def run_job(self, token: dict, command: str, workdir: Path) -> tuple[int | None, bytes, bytes]:
+        """Run the job in its own process group and watch it.
+
+        Returns (exit code, stdout tail, stderr tail); the exit code is None
+        when the job was stopped for a signal or a lost lease rather than ending.
+        """
         stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
+        started = time.monotonic()
+        stopped_for = None
+        self._killed = False
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             self._process = subprocess.Popen(
-                ["/bin/bash", "-c", self.command_for(token)],
+                ["/bin/bash", "-c", command],
                 cwd=workdir, env=job_environment(token, workdir), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=err, start_new_session=True, preexec_fn=_die_with_parent,
             )
             try:
-                code = self._process.wait(timeout=self.max_token_seconds)
-            except subprocess.TimeoutExpired:
-                log.error("token %s exceeded max_token_seconds=%s; killing its job", token["_id"], self.max_token_seconds)
-                self._kill_job()
-                self._process.wait()
-                code = TIMEOUT_EXIT
-                err.write(f"\nlrt worker: killed after max_token_seconds={self.max_token_seconds}\n".encode())
+                while True:
+                    if self._stop.is_set() and stopped_for is None:  # also a signal that came during Popen
+                        stopped_for = "signal"
+                        self._kill_job()
+                    try:
+                        code = self._process.wait(timeout=WATCH_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if stopped_for:
+                        continue
+                    if self.max_token_seconds and time.monotonic() - started > self.max_token_seconds:
+                        stopped_for = "time limit"
+                        log.error("token %s exceeded max_token_seconds=%s; killing its job",
+                                  token["_id"], self.max_token_seconds)
+                        err.write(f"\nlrt worker: killed after max_token_seconds={self.max_token_seconds}\n".encode())
+                        err.flush()
+                        self._kill_job()
+                    elif problem := self._lease_problem():
+                        stopped_for = f"lost lease: {problem}"
+                        log.error("token %s: %s; stopping its job", token["_id"], problem)
+                        self._kill_job()
             finally:
                 self._process = None
-        if code < 0:  # killed by a signal
+        if stopped_for is None and self._killed:  # the signal handler stopped it while we waited
+            stopped_for = "signal"
+        if stopped_for == "time limit":
+            code = TIMEOUT_EXIT
+        elif stopped_for:
+            code = None
+        elif code < 0:  # killed by a signal from outside
             code = 128 - code
-        if self._stopping:
-            raise Stop()
         return code, _tail(stdout_path), _tail(stderr_path)
 
     def _kill_job(self) -> None:
         """SIGTERM to the job's whole process group, SIGKILL after a grace period.
 
-        It never waits, so a signal handler may call it while the main thread
-        is inside ``wait()``: waiting there too would deadlock on Popen's lock.
+        It never waits, so the signal handler may call it while the main
+        thread is inside ``wait()``: waiting there too would deadlock on Popen's lock.
         """
         process = self._process
         if process is None:
             return
+        self._killed = True
         _signal_group(process, signal.SIGTERM)
-        timer = threading.Timer(KILL_GRACE_SECONDS, _signal_group, (process, signal.SIGKILL))
+        grace = min(KILL_GRACE_SECONDS, self.lease_seconds / 4)
+        timer = threading.Timer(grace, _signal_group, (process, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
-    def process(self, token: dict) -> int:
-        self._current = token
+    def process(self, token: dict) -> int | None:
+        """Run the claimed token's job and record the result. None when it was stopped instead."""
+        self._token = token
         stop_heartbeat = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stop_heartbeat,), daemon=True)
         workdir = None
         try:
-            self.update_token({"status": "downloading"}, times_key="downloading")
+            try:
+                command = self.command_for(token)
+            except ConfigError as error:
+                self.save(lambda doc: modifiers.fail(doc, str(error)))
+                raise
             workdir = self.prepare(token)
-            self.update_token({"status": "running"}, times_key="running")
-            beat.start()
-            code, stdout, stderr = self.run_job(self._current, workdir)
+            if self._stop.is_set():
+                self.release("the pilot was stopped")
+                return None
+            if not self.save(lambda doc: modifiers.set_status(doc, "running")):
+                return None
+            threading.Thread(target=self._heartbeat, args=(stop_heartbeat, token["_id"]), daemon=True).start()
+            code, stdout, stderr = self.run_job(self._token, command, workdir)
             stop_heartbeat.set()
-            state = "done" if code == 0 else "error"
-            fields = {"status": state, "output": code, "exit_code": code, "done": int(time.time())}
-            retry = code != 0 and int(self._current.get("scrub_count") or 0) < self.max_scrub
-            # A retry is recorded and reset in one save, so no other pilot
-            # ever sees this token finished-with-error and concludes the run is over.
-            def retry_later(doc: dict) -> None:
-                reset_fields(doc)
-                doc["last_exit_code"] = code
+            if code is None:
+                return self._stopped(token["_id"])
+            retry = False
 
-            then = retry_later if retry else None
-            if self.update_token(fields, {"stdout.log": stdout, "stderr.log": stderr}, times_key=state, then=then):
+            def result(doc: dict) -> None:
+                nonlocal retry
+                doc["_attachments"] = {**(doc.get("_attachments") or {}),
+                                       "stdout.log": inline_attachment(stdout),
+                                       "stderr.log": inline_attachment(stderr)}
+                retry = modifiers.conclude(doc, code, self.max_scrub)
+
+            if self.save(result, allow_free=True):
                 self.report.processed.append(token["_id"])
                 if code:
                     self.report.failed.append(token["_id"])
             log.info("token %s finished with exit code %s%s", token["_id"], code, "; reset for a retry" if retry else "")
             return code
-        except Stop:
-            stop_heartbeat.set()
-            self.release()
-            raise
         finally:
             stop_heartbeat.set()
             if workdir and not self.keep_workdirs:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def release(self) -> None:
-        """Hand the current token back to ``todo`` (SIGTERM: the pilot is being stopped)."""
-        if self._current is None:
+    def _stopped(self, token_id: str) -> None:
+        """The job was stopped before it ended: give the token back, and say why."""
+        if self._stop.is_set():
+            self.release("the pilot was stopped")
+            return None
+        if self._lost:  # another worker has it: nothing to give back, and this pilot can go on
+            log.warning("token %s: %s; moving on", token_id, self._lost)
+            return None
+        problem = self._lease_problem()
+        self.release("its lease could not be renewed")
+        raise LeaseLost(f"stopped the job of token {token_id}: {problem}")
+
+    def release(self, reason: str) -> None:
+        """Hand the held token back to ``todo`` unfinished, without counting a scrub."""
+        if self._token is None:
             return
-        token_id = self._current["_id"]
-        released = self.update_token(
-            {"lock": 0, "done": 0, "hostname": "", "worker_id": "", "status": "todo", "output": "", "exit_code": ""},
-            times_key="released",
-        )
-        if released:
+        token_id = self._token["_id"]
+        if self.save(lambda doc: modifiers.release(doc, reason=reason)):
             self.report.released = token_id
-            log.warning("released token %s back to todo", token_id)
+            log.warning("released token %s back to todo (%s)", token_id, reason)
 
     def _on_signal(self, signum, frame) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
-        log.warning("received %s; stopping", signal.Signals(signum).name)
+        if not self._stop.is_set():
+            log.warning("received %s; stopping", signal.Signals(signum).name)
+        self._stop.set()
         self._kill_job()
-        if self._process is None:
-            raise Stop()
 
     def _finished(self) -> bool:
         """Nothing left to claim now or later: no token is todo or locked.
@@ -314,28 +391,25 @@ class Worker:
         While others hold tokens, this pilot stays: a holder may die, and the
         stale lock it leaves is reset here once the lease is over.
         """
-        if self.lease_seconds:
-            self.store.reset_stale(self.lease_seconds)
+        self.store.reset_stale(self.lease_seconds, max_scrub=self.max_scrub)
         counts = self.store.counts()
         return counts["todo"] == 0 and counts["locked"] == 0
 
     def run(self, max_tokens: int | None = None) -> WorkerReport:
-        """Process tokens until the view is empty (or ``max_tokens`` are done)."""
+        """Process tokens until the view is empty (or ``max_tokens`` are done, or a signal comes)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            while max_tokens is None or len(self.report.processed) < max_tokens:
+            while not self._stop.is_set() and (max_tokens is None or len(self.report.processed) < max_tokens):
                 token = self.claim()
                 if token is None:
                     if not self.until_finished or self._finished():
                         break
-                    time.sleep(self.poll_seconds)
+                    self._stop.wait(self.poll_seconds)
                     continue
                 try:
                     self.process(token)
                 finally:
-                    self._current = None
-        except Stop:
-            self.release()  # a signal between claim and process; no-op once process released it
+                    self._token = None
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

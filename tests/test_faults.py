@@ -144,6 +144,14 @@ def test_killed_while_pilots_run_and_locks_go_stale(tmp_path):
             assert token["scrub_count"] == 1, "a stale lock is reset once, counted in scrub_count"
 
 
+def test_jobs_longer_than_the_lease_run_once_while_an_idle_pilot_looks_for_stale_tokens(tmp_path):
+    # Two jobs of four leases each and three pilots: the idle one resets stale tokens every half second.
+    folder = project(tmp_path, subbands=20, job_seconds=8, pilots={"count": 3, "lease_seconds": 2})
+    finish(lrt_run(folder), timeout=120)
+    assert_converged(folder, 2)
+    assert [t["scrub_count"] for t in token_docs_after(folder)] == [0, 0]
+
+
 def token_docs_after(folder: Path) -> list[dict]:
     server = EmbeddedServer(folder / ".lrt" / "couchdb")
     _, started = server.start()

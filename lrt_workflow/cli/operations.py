@@ -31,7 +31,11 @@ def register(subparsers) -> None:
     which = reset.add_mutually_exclusive_group(required=True)
     which.add_argument("--view", choices=("error", "locked", "done", "todo"), help="reset every token of this view")
     which.add_argument("--stale", type=float, metavar="SECONDS",
-                       help="reset locked tokens whose worker has not been heard from for SECONDS")
+                       help="reset locked tokens whose worker has not sent a heartbeat (or, before the first one, "
+                            "claimed it) for SECONDS")
+    reset.add_argument("--max-scrub", type=int, metavar="N",
+                       help="with --stale: a token reset N times already goes to error instead "
+                            "(default: wait.max_scrub of config.yaml, else no limit)")
     reset.add_argument("--drop-logs", action="store_true", help="also remove the logs a worker attached")
     reset.set_defaults(func=cmd_reset)
 
@@ -80,10 +84,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_reset(args) -> int:
-    store = store_from_args(args)
+    config = config_from_args(args)
+    store = store_from_args(args, config)
     if args.stale is not None:
-        ids = store.reset_stale(args.stale, drop_logs=args.drop_logs)
-        print(f"reset {len(ids)} tokens locked for more than {args.stale:g} s without a heartbeat")
+        max_scrub = args.max_scrub if args.max_scrub is not None else (config.get("wait") or {}).get("max_scrub")
+        ids = store.reset_stale(args.stale, max_scrub=max_scrub, drop_logs=args.drop_logs)
+        print(f"reset {len(ids)} tokens silent for more than {args.stale:g} s (stale locks)")
     else:
         ids = store.reset_view(args.view, drop_logs=args.drop_logs)
         print(f"reset {len(ids)} tokens of view {args.view}")

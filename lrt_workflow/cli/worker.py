@@ -26,8 +26,12 @@ def register(subparsers) -> None:
                                           "(default: token.command of config.yaml, then Job.command of the template)")
     parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     parser.add_argument("--max-token-seconds", type=float, help="kill a job that runs longer than this")
-    parser.add_argument("--heartbeat-seconds", type=float, help="how often a running job's lease is renewed "
-                                                                "(default: a quarter of pilots.lease_seconds)")
+    parser.add_argument("--lease-seconds", type=float,
+                        help="the lease: a token whose heartbeat is older than this is reset by the orchestrator "
+                             "(default: pilots.lease_seconds of config.yaml, else 3600)")
+    parser.add_argument("--heartbeat-seconds", type=float,
+                        help="how often a running job's lease is renewed (default: a quarter of the lease); "
+                             "if no heartbeat can be saved for half the lease, the job is stopped and its token released")
     parser.add_argument("--workdir", help="folder for the per-token work folders (default: $TMPDIR/lrt-worker)")
     parser.add_argument("--keep-workdirs", action="store_true", help="keep each token's work folder afterwards")
     parser.set_defaults(func=cmd_worker)
@@ -46,7 +50,7 @@ def cmd_worker(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lrt worker: %(message)s")
     config = config_from_args(args)
     pilots = config.get("pilots") or {}
-    lease = pilots.get("lease_seconds", 3600)
+    lease = args.lease_seconds or pilots.get("lease_seconds", 3600)
     if args.design and not args.token_type:
         args.token_type = args.design
     worker = Worker(
@@ -55,7 +59,8 @@ def cmd_worker(args) -> int:
         view=args.view,
         workdir=args.workdir,
         max_token_seconds=args.max_token_seconds or pilots.get("max_token_seconds"),
-        heartbeat_seconds=args.heartbeat_seconds or max(1.0, lease / 4),
+        lease_seconds=lease,
+        heartbeat_seconds=args.heartbeat_seconds,
         keep_workdirs=args.keep_workdirs,
     )
     report = worker.run(max_tokens=args.max_tokens)

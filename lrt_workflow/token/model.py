@@ -10,15 +10,14 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from pathlib import Path
 from typing import Mapping
 
 from lrt_workflow import __version__
+from lrt_workflow.token import modifiers
+from lrt_workflow.token.modifiers import is_log_attachment  # noqa: F401 - imported from here by callers
 from lrt_workflow.token.views import check_type
 
-#: Attachments a worker leaves behind; a reset may drop them, an archive keeps them.
-LOG_SUFFIXES = (".log", ".out", ".err")
 PROTECTED = ("_id", "_rev", "type")
 
 
@@ -45,25 +44,9 @@ def token_id(token_type: str, obsid: str, first_subband: int | str) -> str:
     return f"{token_type}_{obsid}_SB{number:03d}"
 
 
-def is_log_attachment(name: str) -> bool:
-    return name.endswith(LOG_SUFFIXES)
-
-
 def reset_fields(doc: dict, *, now: float | None = None, drop_logs: bool = False) -> dict:
-    """Put ``doc`` back in ``todo`` (a "scrub"), in place, and return it.
-
-    ``scrub_count`` grows by one and the time of the reset is recorded in
-    ``times``, so the history says how often and when a token was retried.
-    """
-    now = int(now if now is not None else time.time())
-    doc.update(lock=0, done=0, hostname="", output="", exit_code="", status="todo")
-    doc["scrub_count"] = int(doc.get("scrub_count") or 0) + 1
-    times = doc.get("times") if isinstance(doc.get("times"), dict) else {}
-    times["reset"] = now
-    doc["times"] = times
-    if drop_logs and doc.get("_attachments"):
-        doc["_attachments"] = {n: a for n, a in doc["_attachments"].items() if not is_log_attachment(n)}
-    return doc
+    """Put ``doc`` back in ``todo`` (a "scrub"), in place, and return it: `modifiers.reset`."""
+    return modifiers.reset(doc, now, drop_logs=drop_logs)
 
 
 def merge_fields(local: Mapping, remote: Mapping, *, prefer_local: bool) -> dict:
@@ -110,7 +93,7 @@ class Token(dict):
         return self
 
     def reset(self, drop_logs: bool = False) -> "Token":
-        reset_fields(self, drop_logs=drop_logs)
+        modifiers.reset(self, drop_logs=drop_logs)
         return self
 
     def synchronize(self, db, prefer_local: bool = False, upload: bool = False) -> "Token":

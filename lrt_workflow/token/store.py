@@ -25,8 +25,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 from lrt_workflow import __version__
 from lrt_workflow.couchdb import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
 from lrt_workflow.errors import LrtError
-from lrt_workflow.token import views
-from lrt_workflow.token.model import reset_fields
+from lrt_workflow.token import modifiers, views
 
 BATCH_SIZE = 500
 MAX_CONFLICT_ROUNDS = 8
@@ -168,7 +167,8 @@ class TokenStore:
         wanted["_id"] = self.design_id
         current = fetch_document(self.db, self.design_id)
         if current:
-            merged = {**current, **wanted, "views": {**current.get("views", {}), **wanted["views"]}}
+            kept = {name: view for name, view in current.get("views", {}).items() if name not in views.RETIRED_VIEWS}
+            merged = {**current, **wanted, "views": {**kept, **wanted["views"]}}
             if merged == current:
                 return False
             wanted = merged
@@ -231,6 +231,11 @@ class TokenStore:
 
     def get(self, token_id: str) -> dict | None:
         return fetch_document(self.db, token_id)
+
+    def save(self, doc: dict) -> str:
+        """Save one token with the revision it carries; returns the new revision.
+        Raises `UpdateConflict` when the token changed on the server since that revision."""
+        return save_document(self.db, doc)
 
     # --- writing -------------------------------------------------------------
 
@@ -356,34 +361,32 @@ class TokenStore:
         """Put tokens back in ``todo``; those already reset ``max_scrub`` times are left as they are."""
         now = time.time()
 
-        def scrub(doc: dict) -> bool:
-            if max_scrub is not None and int(doc.get("scrub_count") or 0) >= max_scrub:
-                return False
-            reset_fields(doc, now=now, drop_logs=drop_logs)
-            return True
-
-        return self.modify(ids, scrub)
+        return self.modify(ids, lambda doc: modifiers.retry_or_keep(doc, max_scrub, now, drop_logs=drop_logs))
 
     def reset_view(self, view: str, *, drop_logs: bool = False, max_scrub: int | None = None) -> list[str]:
         return self.reset(self.ids(view), drop_logs=drop_logs, max_scrub=max_scrub)
 
     def stale_ids(self, lease_seconds: float, now: float | None = None) -> list[str]:
-        """Tokens locked longer than the lease that never finished (their worker died)."""
+        """Locked tokens whose holder has not been heard of for longer than the lease (it died)."""
         cutoff = (now if now is not None else time.time()) - lease_seconds
-        return [row["value"] for row in self.view_rows(views.LOCKED_SINCE, endkey=cutoff)]
+        return [row["value"] for row in self.view_rows(views.LAST_SEEN, endkey=cutoff)]
 
-    def reset_stale(self, lease_seconds: float, now: float | None = None, *, drop_logs: bool = True) -> list[str]:
-        cutoff = (now if now is not None else time.time()) - lease_seconds
+    def reset_stale(self, lease_seconds: float, now: float | None = None, *, max_scrub: int | None = None,
+                    drop_logs: bool = True) -> list[str]:
+        """Reset the stale tokens (see `stale_ids`); those already reset ``max_scrub`` times go to
+        ``error`` with a reason instead. Returns the ids changed either way."""
+        now = now if now is not None else time.time()
+        cutoff = now - lease_seconds
 
-        def scrub_if_still_stale(doc: dict) -> bool:
-            # Re-checked on the document itself: the worker may have finished
-            # since the view was read, and then the token is not stale at all.
-            if not (0 < (doc.get("lock") or 0) <= cutoff and not doc.get("done")):
+        def expire_if_still_stale(doc: dict) -> bool:
+            # Re-checked on the document itself: since the view was read the
+            # worker may have sent a heartbeat or finished, and then it is not stale.
+            if not modifiers.is_stale(doc, cutoff):
                 return False
-            reset_fields(doc, drop_logs=drop_logs)
+            modifiers.expire(doc, lease_seconds, max_scrub, now, drop_logs=drop_logs)
             return True
 
-        return self.modify(self.stale_ids(lease_seconds, now), scrub_if_still_stale)
+        return self.modify(self.stale_ids(lease_seconds, now), expire_if_still_stale)
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete tokens in bulk; returns the ids deleted."""

@@ -25,8 +25,11 @@ from lrt_workflow.errors import ConfigError
 
 STATES = ("todo", "locked", "done", "error")
 OVERVIEW = "overview_view"
-#: Locked tokens keyed by lock time, so stale locks are one range query.
-LOCKED_SINCE = "locked_since"
+#: Locked tokens keyed by their last sign of life (heartbeat, else claim), so stale
+#: locks are one range query whatever the number of tokens.
+LAST_SEEN = "last_seen"
+#: Views of earlier versions that a design document update removes.
+RETIRED_VIEWS = ("locked_since",)
 VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 _STATE_FUNCTION = """
@@ -65,8 +68,12 @@ def overview_view(token_type: str) -> dict:
     return {"map": _map(token_type, "emit(state(doc), 1);"), "reduce": "_sum"}
 
 
-def locked_since_view(token_type: str) -> dict:
-    return {"map": _map(token_type, 'if (state(doc) === "locked") { emit(doc.lock, doc._id); }')}
+def last_seen_view(token_type: str) -> dict:
+    """Locked tokens by the time their holder was last heard of: the heartbeat, else the claim.
+    The picas client's workers write no heartbeat, so their tokens are judged by the claim."""
+    return {"map": _map(token_type, 'if (state(doc) === "locked") {\n'
+                                    '    var beat = doc.heartbeat > doc.lock ? doc.heartbeat : doc.lock;\n'
+                                    '    emit(beat, doc._id);\n  }')}
 
 
 def standard_views(token_type: str) -> dict:
@@ -78,7 +85,7 @@ def standard_views(token_type: str) -> dict:
         "done": state_view(token_type, "done"),
         "error": state_view(token_type, "error", "doc.status"),
         OVERVIEW: overview_view(token_type),
-        LOCKED_SINCE: locked_since_view(token_type),
+        LAST_SEEN: last_seen_view(token_type),
     }
 
 
