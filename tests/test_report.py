@@ -369,3 +369,17 @@ def test_a_token_still_running_is_drawn_to_the_end_of_the_run():
     right = {k: float(r.get("x")) + float(r.get("width")) for k, r in bars.items()}
     assert right["r"] == pytest.approx(right["f"])
     assert "still running when reported" in page
+
+
+def test_hostile_ids_hosts_and_step_names_are_escaped_everywhere():
+    evil = '"><script>alert(1)</script>'
+    doc = {"_id": evil, "STARTSB": evil, "hostname": evil, "worker_id": evil, "slurm_job_id": evil,
+           "lock": T0, "done": T0 + 5, "status": "error", "exit_code": evil,
+           "history": [{"event": "locked", "time": T0, "worker": evil, "host": evil, "slurm_job_id": evil},
+                       {"event": "error", "time": T0 + 5, "exit_code": evil, "reason": evil}]}
+    page = render(evil, Section(evil, [(doc, {"stderr.log": evil.encode(), "stdout.log": b""})]))
+    assert "<script>alert" not in page and page.count("<script") == 1
+    parsed = Page(page)
+    assert len(parsed.all("script")) == 1 and parsed.all("h1")
+    assert not [key for _, attrs in parsed.tags for key in attrs if key.startswith("on") or "script" in key]
+    assert '<a href="logs/%22%3E%3Cscript%3Ealert%281%29%3C_script%3E.stderr.log">' in page  # "/" made "_"
