@@ -23,7 +23,7 @@ from lrt_workflow.config import check_files
 from lrt_workflow.couchdb import ServerUnreachable
 from lrt_workflow.database import resolve
 from lrt_workflow.errors import LrtError, ServerError
-from lrt_workflow.report import render
+from lrt_workflow.report import Section, log_files, render
 from lrt_workflow.srmlist import read_srm_file
 from lrt_workflow.token import TokenStore, archive_tokens, load_token_config, read_archive
 from lrt_workflow.token.views import STATES
@@ -268,13 +268,17 @@ def archive_step(config: Mapping, tokens_file: str | os.PathLike, out: str | os.
 
 
 def report_step(config: Mapping, status_file, polls_file, archive_file, out) -> Path:
-    """The picture of the run, from the polls and the archived tokens (which outlive a purge)."""
+    """The picture of the run, from the archived tokens (which outlive a purge) and their logs,
+    which are copied next to the page so its links work after the database is gone."""
     status = read_json(status_file)
-    polls = [json.loads(line) for line in Path(polls_file).read_text().splitlines() if line.strip()]
     _, tokens = read_archive(archive_file)
+    section = Section(config["token"]["type"], tokens, status["counts"])
     title = f"{config['token']['type']} run of {Path(status_file).parent.name}"
     out = Path(out)
+    for path, data in log_files(section).items():
+        (out.parent / path).parent.mkdir(parents=True, exist_ok=True)
+        (out.parent / path).write_bytes(data)
     partial = out.with_name(out.name + ".partial")
-    partial.write_text(render(title, status, polls, (doc for doc, _ in tokens)))
+    partial.write_text(render(title, section))
     os.replace(partial, out)
     return out

@@ -329,12 +329,6 @@ def test_multiple_sections_and_empty_ones():
     assert "This step has no tokens." in page and "no timeline" in page
 
 
-def test_the_report_step_of_before_still_renders():
-    documents = [doc for doc, _ in sample_run()]
-    page = report.render("old", {"counts": {"done": 6, "error": 2, "total": 8}}, [{"time": 1}], documents)
-    assert page.count("<svg") == 2 and ">done 6</li>" in page
-
-
 def test_view_of_a_bare_document_and_garbage_fields():
     t = view({"_id": "x", "lock": "nonsense", "done": None, "scrub_count": "2", "history": "not a list"})
     assert t.attempts == [] and t.scrub_count == 2 and t.state == "locked"

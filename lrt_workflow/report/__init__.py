@@ -92,14 +92,8 @@ def _check_log_dir(log_dir: str) -> str:
     return log_dir.strip("/")
 
 
-def render(title: str, sections: SectionLike | Iterable[SectionLike], log_dir: str = "logs",
-           *_legacy) -> str:
+def render(title: str, sections: SectionLike | Iterable[SectionLike], log_dir: str = "logs") -> str:
     """The whole page, as a string of HTML. See the module's docstring for the input."""
-    if _legacy or (isinstance(sections, Mapping) and "tokens" not in sections):
-        # Deprecated form of the report step of before: render(title, status, polls, documents).
-        # The polls are not needed any more. Remove once report_step passes sections.
-        documents = _legacy[0] if _legacy else []
-        sections, log_dir = Section("tokens", list(documents), sections.get("counts")), "logs"
     log_dir = _check_log_dir(log_dir)
     parts = []
     for section in _sections(sections):
