@@ -8,7 +8,7 @@ import sys
 
 from snakemake.utils import min_version
 
-from lrt_workflow import workflow_support
+from lrt_workflow.steps import snakefile as support
 
 min_version("9.18")
 
@@ -18,14 +18,16 @@ configfile: "config.yaml"
 
 # The schema in the package (lrt_workflow/schema/config.schema.json), with every
 # problem listed by key; defaults are filled in.
-workflow_support.validate(config)
+support.validate(config)
 
-OBSID = workflow_support.peek_obsid(config["srm_file"])
+OBSID = support.peek_obsid(config["srm_file"])
 OUT = f"{config['results_dir']}/{OBSID}"
 TYPE = config["token"]["type"]
 LOCAL_PILOTS = config["pilots"]["launcher"] == "local"
-# The steps read the exact configuration Snakemake validated, overlays included.
-CONFIG = shlex.quote(workflow_support.write_config_snapshot(config, f"{OUT}/config.json"))
+# The steps read the exact configuration Snakemake validated, overlays included:
+# written when the run starts (onstart), so -n and --lint write nothing.
+CONFIG_FILE = f"{OUT}/config.json"
+CONFIG = shlex.quote(CONFIG_FILE)
 # Under conda each rule has its own environment (envs/lrt_workflow.yaml);
 # otherwise the rules run with the Python that runs Snakemake.
 if "conda" in {str(m).lower() for m in workflow.deployment_settings.deployment_method}:
@@ -63,13 +65,14 @@ rule all:
 
 
 onstart:
-    workflow_support.start_embedded(config)
+    support.write_config_snapshot(config, CONFIG_FILE)
+    support.start_embedded(config)
 
 
 onsuccess:
-    workflow_support.stop_embedded(config)
-    workflow_support.print_summary(OUT, TYPE)
+    support.stop_embedded(config)
+    support.print_summary(OUT, TYPE)
 
 
 onerror:
-    workflow_support.stop_embedded(config)
+    support.stop_embedded(config)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of lrt_workflow on its own embedded CouchDB server: ``make bench``.
 
-What it measures, and against what (issue 6):
+What it measures, and against what:
 
 a. creating tokens with a ~1 KB ``srm.txt`` each: bare ``_bulk_docs`` of
    documents of the same size (the server's floor), the original tools'
@@ -49,12 +49,12 @@ from typing import Callable, Sequence
 import requests
 
 from lrt_workflow.couchdb import connect, open_database
-from lrt_workflow.credentials import PicasCredentials
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.credentials import PicasCredentials
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.token import TokenHandler, TokenSet, TokenStore, token_id
 from lrt_workflow.token.builders import TokenDictBuilder
-from lrt_workflow.token.model import standard_fields
-from lrt_workflow.token.store import BATCH_SIZE, existing_revisions, inline_attachment
+from lrt_workflow.couchdb.store import BATCH_SIZE
+from lrt_workflow.token.model import inline_attachment, standard_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_TYPE = "bench"
@@ -466,7 +466,7 @@ def measure_batch_sizes(bench: Bench, plan: Plan, results: Results) -> None:
     actions = {f"lrt_workflow, `TokenStore` batch_size={size}" + (" (the default)" if size == BATCH_SIZE else ""):
                ((lambda size: lambda db: create_lrt(db, chunks, size))(size), n) for size in plan.batch_sizes}
     actions["existence check alone, made only with overwrite (`_all_docs` POSTs of the ids)"] = (
-        lambda db: n - len(existing_revisions(db, ids)), n)
+        lambda db: n - len(TokenStore(db, TOKEN_TYPE).revisions(ids)), n)
     for size in (500, 1000):
         actions[f"bare `_bulk_docs` of the tokens with srm.txt inline, batches of {size}"] = (
             (lambda size: lambda db: create_raw(bench.session, db.database_url, inline, size))(size), n)

@@ -1,9 +1,9 @@
 """The workflow configuration (``config.yaml``): read, fill in defaults, validate.
 
-The schema in ``schema/config.schema.json`` is the single source of truth: the
-Snakefile hands the same file to ``snakemake.utils.validate`` and this module
-validates with it too, so the two can never disagree about what is allowed.
-This module adds what a schema alone does badly: every problem reported at
+The schema in ``schema/config.schema.json`` is the single source of truth,
+and this module is its only reader: the Snakefile and every ``lrt`` command
+validate through `validate_config`, so they can never disagree about what is
+allowed. It adds what a schema alone does badly: every problem reported at
 once with its key path, a specific message for a password, strict integers,
 and YAML read so that ``010`` stays a string instead of turning into 8.
 """
@@ -18,10 +18,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
 from jsonschema import Draft202012Validator, validators
 
 from lrt_workflow.errors import ConfigError
+from lrt_workflow.files import read_yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.json"
 
@@ -31,77 +31,6 @@ PASSWORD_MESSAGE = "{source} must not hold a password: use PICAS_PASSWORD or ~/.
 # plainly holds a secret, wherever it sits (token.fields would even copy it
 # onto every token in the database).
 _PASSWORD_KEY = re.compile(r"(^|_)(password|passwd|pwd)$", re.IGNORECASE)
-
-# YAML 1.1 reads 0123 as octal (83), 000 as 0, 1_000 as 1000 and 1:30 as 90.
-# Subband numbers and ids look like that and must keep their exact spelling,
-# so only canonical decimal integers become ints.
-_CANONICAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
-_INT_TAG = "tag:yaml.org,2002:int"
-# YAML 1.1 also turns 2020-01-01 into a datetime.date, which a CouchDB
-# document (plain JSON) cannot hold: keep dates as the text written.
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class YamlLoader(yaml.SafeLoader):
-    """A safe loader that keeps non-canonical integers and dates as strings and refuses duplicate keys.
-
-    A duplicate key is almost always an editing mistake, and the plain safe
-    loader silently keeps the last value.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r}", key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _TIMESTAMP_TAG)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-YamlLoader.add_implicit_resolver(_INT_TAG, _CANONICAL_INT, list("-+0123456789"))
-
-
-def read_text(path: str | os.PathLike) -> str:
-    """The file's text, or a ConfigError naming the file."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def read_yaml(path: str | os.PathLike) -> Any:
-    """Parse a YAML file with `YamlLoader`; syntax errors name the file and line."""
-    text = read_text(path)
-    try:
-        return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise ConfigError(f"{path}: {where}invalid YAML: {what}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
 
 
 def _is_strict_integer(checker, instance) -> bool:

@@ -10,8 +10,8 @@ import secrets
 import pytest
 
 from lrt_workflow.couchdb import connect
-from lrt_workflow.credentials import PicasCredentials
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.credentials import PicasCredentials
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 
 _database_numbers = itertools.count()
 

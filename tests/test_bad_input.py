@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.srmlist import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,9 @@ from lrt_workflow.couchdb import (
     connect,
     open_database,
 )
-from lrt_workflow.credentials import PicasCredentials
-from lrt_workflow.embedded import free_port
+from lrt_workflow.couchdb.credentials import PicasCredentials
+from lrt_workflow.couchdb.embedded import free_port
 from lrt_workflow.token import TokenStore
-from lrt_workflow.token.store import save_document
 
 SECRET = "Very-Secret-99"
 
@@ -44,9 +43,9 @@ def test_open_database_creates_when_asked(couchdb_client):
 
 def test_update_conflict(database):
     store = TokenStore(database, "pref")
-    save_document(database, {"_id": "a", "type": "pref"})
+    store.save({"_id": "a", "type": "pref"})
     with pytest.raises(UpdateConflict, match="token a changed"):
-        save_document(database, {"_id": "a", "type": "pref"})
+        store.save({"_id": "a", "type": "pref"})
     assert store.get("a")["type"] == "pref"
 
 

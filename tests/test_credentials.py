@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from lrt_workflow.credentials import (
+from lrt_workflow.couchdb.credentials import (
     PicasCredentials,
     get_picas_cred,
     load_credentials,

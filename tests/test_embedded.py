@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from lrt_workflow.embedded import EmbeddedServer, answers, is_pouchdb_process, pid_alive
+from lrt_workflow.couchdb.embedded import EmbeddedServer, answers, is_pouchdb_process, pid_alive
 from lrt_workflow.errors import ServerError
 
 
@@ -118,7 +118,7 @@ def test_configured_port_in_use_is_a_clear_error(tmp_path, couchdb_server):
 
 
 def test_configured_port_is_used(tmp_path):
-    from lrt_workflow.embedded import free_port
+    from lrt_workflow.couchdb.embedded import free_port
 
     port = free_port()
     server = EmbeddedServer(tmp_path / "data", port=port)

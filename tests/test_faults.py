@@ -21,10 +21,10 @@ import pytest
 import requests
 import yaml
 
-from lrt_workflow import lifecycle
+from lrt_workflow.steps import pilots, store_for
 from lrt_workflow.config import validate_config
-from lrt_workflow.embedded import EmbeddedServer
-from lrt_workflow.lifecycle import WaitFailed
+from lrt_workflow.couchdb.embedded import EmbeddedServer
+from lrt_workflow.steps.pilots import WaitFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
@@ -217,7 +217,7 @@ def test_sigkilled_pilot_leaves_a_lock_that_wait_resets_for_another_pilot(tmp_pa
     # another pilot, which keeps trying until the token is free again
     rescuer = subprocess.Popen(["bash", "-c", f"for i in $(seq 40); do {' '.join(base)} --command 'echo done >> {ledger}'"
                                 f" | grep -q 'processed 1' && exit 0; sleep 0.5; done; exit 1"])
-    status = lifecycle.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
+    status = pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
     assert rescuer.wait(timeout=60) == 0
     assert status["counts"]["done"] == 1
     doc = store.get("demo_L1_SB000")
@@ -245,7 +245,7 @@ def test_wait_survives_a_database_outage(tmp_path):
     server.start()
     try:
         config = outage_config(tmp_path / "couchdb")
-        store = lifecycle.store_for(config)
+        store = store_for(config)
         store.ensure_design()
         store.create([Token("demo", "demo_L1_SB000"), Token("demo", "demo_L1_SB001")])
         store.set_fields(["demo_L1_SB000"], lock=int(time.time()), done=int(time.time()), output=0)
@@ -257,11 +257,11 @@ def test_wait_survives_a_database_outage(tmp_path):
             server.stop()
             time.sleep(3)
             server.start()
-            lifecycle.store_for(config).set_fields(["demo_L1_SB001"], lock=1, done=int(time.time()), output=0)
+            store_for(config).set_fields(["demo_L1_SB001"], lock=1, done=int(time.time()), output=0)
 
         thread = threading.Thread(target=outage_then_work)
         thread.start()
-        status = lifecycle.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
+        status = pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
         thread.join()
         assert status["counts"]["done"] == 2
     finally:
@@ -278,5 +278,5 @@ def test_wait_gives_up_at_the_deadline_naming_the_url_without_password(tmp_path)
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"ids": ["a"]}))
     with pytest.raises(WaitFailed) as error:
-        lifecycle.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
+        pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
     assert "127.0.0.1:9" in str(error.value) and secret not in str(error.value)

@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.token import Token, TokenStore, modifiers, token_id
-from lrt_workflow.worker import TIMEOUT_EXIT, Worker
+from lrt_workflow.pilot.worker import TIMEOUT_EXIT, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -276,7 +276,7 @@ def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_run
         url = state.url.rstrip("/")
         requests.put(f"{url}/leases").raise_for_status()
         from lrt_workflow.couchdb import connect, open_database
-        from lrt_workflow.credentials import PicasCredentials
+        from lrt_workflow.couchdb.credentials import PicasCredentials
 
         store = TokenStore(open_database(connect(PicasCredentials(url=url)), "leases"), "pref")
         store.ensure_design()

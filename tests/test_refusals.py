@@ -1,7 +1,6 @@
 """Bad input is refused by the real workflow with a clear message, a non-zero exit, and nothing in CouchDB."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import requests
 import yaml
 
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"

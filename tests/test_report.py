@@ -8,7 +8,6 @@ from html.parser import HTMLParser
 
 import pytest
 
-from lrt_workflow import report
 from lrt_workflow.report import Section, log_files, render, token_views
 from lrt_workflow.report.attempts import duration_text, from_history, from_times, view
 from lrt_workflow.report.charts import TimeAxis, tick_text

@@ -33,8 +33,8 @@ import requests
 import yaml
 
 from lrt_workflow.couchdb import ServerUnreachable, connect
-from lrt_workflow.credentials import PicasCredentials
-from lrt_workflow.database import resolve
+from lrt_workflow.couchdb.credentials import PicasCredentials
+from lrt_workflow.couchdb.target import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"

@@ -463,7 +463,7 @@ def test_a_long_list_of_problems_is_capped(tmp_path):
 
 # --- conversions ----------------------------------------------------------------------------
 
-SITE_TABLE = {  # copied by hand from the site table of the PiCaS contract, section 7
+SITE_TABLE = {  # written out by hand from the LOFAR archive sites' published endpoints, independently of links.py
     "sara": ("srm://srm.grid.sara.nl:8443", "gsiftp://gridftp.grid.sara.nl:2811",
              "https://lofar-download.grid.sara.nl/lofigrid/SRMFifoGet.py?surl=",
              "/pnfs/grid.sara.nl/data/lofar/ops/projects/lc2_038/229507/L229507_SB100_uv.dppp.MS_3d78b8f1.tar"),

@@ -7,7 +7,7 @@ import tarfile
 import pytest
 
 from lrt_workflow.token import Token, TokenStore, archive_tokens, read_archive, restore, token_id
-from lrt_workflow.token.archive import ArchiveError
+from lrt_workflow.archive import ArchiveError
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_restore_refuses_another_type_and_garbage(filled, tmp_path, database):
 
 
 def test_interrupted_archive_leaves_no_complete_looking_file(filled, tmp_path, monkeypatch):
-    import lrt_workflow.token.archive as archive
+    import lrt_workflow.archive as archive
 
     def broken(*args, **kwargs):
         yield "pref/tokens/x.json", b"{}"

@@ -18,13 +18,14 @@ from lrt_workflow.token import (
     TokenList,
     TokenReduceView,
     TokenSet,
+    TokenStore,
     TokenView,
     caToken,
     get_all_design_docs,
     purge_tokens,
     reset_all_tokens,
 )
-from lrt_workflow.token.classic import DuplicateToken
+from lrt_workflow.classic.token import DuplicateToken
 
 DATA = Path(__file__).parent / "data"
 CAL_PREF3 = DATA / "token-config" / "cal_pref3.json"
@@ -114,9 +115,8 @@ def test_catoken_save_fetch_delete_and_attachments(database, tmp_path):
 
 
 def fetch_missing(database, token_id):
-    from lrt_workflow.token.store import fetch_document
 
-    return fetch_document(database, token_id) is None
+    return TokenStore(database, "pref").get(token_id) is None
 
 
 def test_catoken_attachment_file_missing_is_clear(database, tmp_path):

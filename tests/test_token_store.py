@@ -7,7 +7,6 @@ import pytest
 from lrt_workflow.couchdb import UpdateConflict
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import InvalidTokenType, Token, TokenStore, token_id
-from lrt_workflow.token.store import fetch_document, save_document
 
 
 def make_tokens(n, token_type="pref", obsid="L123"):
@@ -26,7 +25,7 @@ def test_design_document_is_written_once_and_keeps_user_views(store):
     store.add_view("mine", {"map": "function (doc) { emit(doc._id, 1); }"})
     assert store.ensure_design() is False
     assert {"todo", "locked", "done", "error", "overview_view", "mine"} <= set(store.view_names())
-    doc = fetch_document(store.db, "_design/pref")
+    doc = store.design_doc()
     assert doc["PICAS_API_VERSION"]
 
 
@@ -139,9 +138,9 @@ def test_modify_rereads_on_conflict_and_keeps_the_other_writers_update(store):
     def change(doc):
         if not raced:  # a worker writes between our read and our write
             raced.append(True)
-            other = fetch_document(store.db, tid)
+            other = store.get(tid)
             other["status"] = "running"
-            save_document(store.db, other)
+            store.save(other)
         doc["note"] = "ours"
 
     assert store.modify([tid], change) == [tid]
@@ -158,12 +157,12 @@ def test_attach_in_bulk_is_idempotent(store):
     assert store.get_attachment(tokens[49]["_id"], "parset") == b"x=2\n"
 
 
-def test_save_document_conflict_is_typed(store):
+def test_save_conflict_is_typed(store):
     store.create(make_tokens(1))
     doc = store.get("pref_L123_SB000")
-    save_document(store.db, dict(doc))
+    store.save(dict(doc))
     with pytest.raises(UpdateConflict, match="pref_L123_SB000"):
-        save_document(store.db, dict(doc))
+        store.save(dict(doc))
 
 
 def test_purge_deletes_tokens_of_this_type_only(store, database):

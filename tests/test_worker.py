@@ -1,19 +1,16 @@
 """The pilot worker against a real embedded server, with real jobs."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 
 import pytest
 
 from lrt_workflow.token import Token, TokenStore, token_id
-from lrt_workflow.token.store import fetch_document, save_document
-from lrt_workflow.worker import TIMEOUT_EXIT, Worker, job_environment
+from lrt_workflow.pilot import TIMEOUT_EXIT, Worker, job_environment
 
 VARIABLES = {
     "_token_keys": {"$OBSID": "OBSID", "$STARTSB": "STARTSB", "$UPLOAD": "upload"},
@@ -85,41 +82,6 @@ def test_time_limit_kills_the_whole_process_group(store, tmp_path):
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{child}"), "the job's background child survived"
     assert b"max_token_seconds" in store.get_attachment(doc["_id"], "stderr.log")
-
-
-def test_result_is_merged_not_dropped_when_the_token_changed_meanwhile(store, tmp_path):
-    ids = fill(store, 1)
-    flag = tmp_path / "running"
-
-    def meddle():
-        while not flag.exists():
-            time.sleep(0.05)
-        doc = fetch_document(store.db, ids[0])
-        doc["note"] = "written by the orchestrator"
-        save_document(store.db, doc)
-        (tmp_path / "meddled").touch()
-
-    thread = threading.Thread(target=meddle)
-    thread.start()
-    command = f"touch {flag}; while [ ! -e {tmp_path}/meddled ]; do sleep 0.05; done; echo result"
-    worker(store, command, tmp_path).run()
-    thread.join()
-    doc = store.get(ids[0])
-    assert doc["note"] == "written by the orchestrator"
-    assert doc["status"] == "done" and doc["output"] == 0
-    assert store.get_attachment(ids[0], "stdout.log") == b"result\n"
-
-
-def test_claim_rechecks_the_document_not_the_view(store, tmp_path):
-    ids = fill(store, 1)
-    store.counts()  # index the views now
-    doc = fetch_document(store.db, ids[0])
-    doc.update(lock=int(time.time()), hostname="someone-else")
-    save_document(store.db, doc)
-    w = worker(store, "true", tmp_path)
-    # the view may still list it; the worker must refuse the locked document
-    assert w.claim() is None
-    assert store.get(ids[0])["hostname"] == "someone-else"
 
 
 def test_heartbeat_renews_the_lease(store, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"

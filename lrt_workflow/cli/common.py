@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from lrt_workflow.config import load_config
-from lrt_workflow.database import Target, resolve
+from lrt_workflow.couchdb import Target, TokenStore, resolve
 from lrt_workflow.errors import ConfigError
-from lrt_workflow.token import TokenStore
 
 DEFAULT_CONFIG = "config.yaml"
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lrt_workflow.embedded import EmbeddedServer
-
-DEFAULT_DATA_DIR = ".lrt/couchdb"
+from lrt_workflow.couchdb.embedded import DEFAULT_DATA_DIR, EmbeddedServer
 NOT_RUNNING = 3  # the exit status `systemctl status` uses for a stopped service
 
 

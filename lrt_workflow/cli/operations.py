@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args, target_from_args
-from lrt_workflow.token import TokenStore, archive_tokens
-from lrt_workflow.token.classic import get_all_design_docs
+from lrt_workflow.archive import archive_tokens
+from lrt_workflow.couchdb.store import TokenStore, design_ids
 from lrt_workflow.token.views import OVERVIEW, STATES
 
 
@@ -69,7 +69,7 @@ def cmd_status(args) -> int:
         if args.token_type:
             types = [args.token_type]
         else:
-            types = [d.split("/", 1)[1] for d in get_all_design_docs(database=db)]
+            types = [d.split("/", 1)[1] for d in design_ids(db)]
         lines = []
         for token_type in types:
             store = TokenStore(db, token_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lrt_workflow import run
+from lrt_workflow.steps import run
 
 
 def register(subparsers) -> None:

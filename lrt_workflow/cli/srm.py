@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 from pathlib import Path
 
 from lrt_workflow.errors import LrtError
-from lrt_workflow.srmlist import (
-    DEFAULT_PATTERN,
-    ParsedList,
-    SubbandPattern,
-    chunk,
-    format_ranges,
-    missing_ranges,
-    read_srm_file,
-)
+from lrt_workflow.files import write_atomic
+from lrt_workflow.srmlist import DEFAULT_PATTERN, ParsedList, SubbandPattern, chunk, read_srm_file, summarise
 
 
 def register(subparsers) -> None:
@@ -89,25 +80,6 @@ def _read(args) -> ParsedList:
     return read_srm_file(args.file, pattern=pattern, check_site=args.check_site)
 
 
-def summarise(parsed: ParsedList) -> dict:
-    """What ``srm check`` reports. Missing subbands come as ranges, so a sparse
-    list (SB0 and SB999999) gives a short answer, not a million numbers."""
-    subbands = sorted(link.subband for link in parsed.links)
-    holes = missing_ranges(subbands)
-    return {
-        "srm_file": parsed.source,
-        "obsid": parsed.obsid,
-        "site": parsed.site,
-        "files": len(parsed.links),
-        "subbands": {"first": subbands[0], "last": subbands[-1]} if subbands else None,
-        "missing": format_ranges(holes),
-        "missing_ranges": [list(hole) for hole in holes],
-        "missing_count": sum(last - first + 1 for first, last in holes),
-        "duplicates_dropped": parsed.duplicates_dropped,
-        "warnings": list(parsed.warnings),
-    }
-
-
 def run_check(args) -> int:
     summary = summarise(_read(args))
     if args.json:
@@ -131,21 +103,6 @@ def run_check(args) -> int:
     return 0
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write through a uniquely named temporary file, so a reader never sees
-    half a chunk and parallel runs never share a temporary file."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    try:
-        # O_EXCL: never write through someone else's file; 0o666 lets the umask decide, as for any file.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(partial, path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise LrtError(f"{path}: cannot write: {error.strerror or error}") from None
-
-
 def run_chunk(args) -> int:
     # Everything is validated and planned before the folder is touched, so bad input writes nothing.
     chunks = chunk(_read(args).links, args.size)
@@ -155,6 +112,6 @@ def run_chunk(args) -> int:
     except OSError as error:
         raise LrtError(f"{out}: cannot create the folder: {error.strerror or error}") from None
     for piece in chunks:
-        _write_atomically(out / f"{piece.name}.txt", "".join(f"{link.url}\n" for link in piece.links))
+        write_atomic(out / f"{piece.name}.txt", "".join(f"{link.url}\n" for link in piece.links))
     print(f"{len(chunks)} chunk{'s' if len(chunks) != 1 else ''} of {args.size} subband slots written to {out}")
     return 0

@@ -1,7 +1,7 @@
 """``lrt step NAME``: one step of the workflow, as its Snakemake rule runs it.
 
 Each rule of ``rules/*.smk`` is one line calling one of these, so the logic
-lives in `lrt_workflow.lifecycle`, where it is tested without Snakemake.
+lives in `lrt_workflow.steps`, where it is tested without Snakemake.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
-from lrt_workflow import lifecycle
 from lrt_workflow.config import load_configs
+from lrt_workflow.steps import archive, pilots, srm, tokens
 from lrt_workflow.errors import LrtError
 
 STEPS = {
@@ -73,30 +73,30 @@ def run_step(args) -> int:
 def _run(args) -> int:
     config = load_configs(args.config)
     if args.step == "srmlist":
-        summary = lifecycle.srmlist_step(config, args.srm_out, args.summary_out)
+        summary = srm.srmlist_step(config, args.srm_out, args.summary_out)
         logging.info("%s: %d files of %s at %s", config["srm_file"], summary["files"], summary["obsid"], summary["site"])
     elif args.step == "chunks":
-        index = lifecycle.chunks_step(config, args.srm, args.out_dir)
+        index = srm.chunks_step(config, args.srm, args.out_dir)
         logging.info("%d chunks of at most %d subbands", len(index), config["chunk_size"])
     elif args.step == "design":
-        info = lifecycle.design_step(config, args.out)
+        info = tokens.design_step(config, args.out)
         logging.info("%s in %s %s", info["design"], info["database"], "written" if info["written"] else "up to date")
     elif args.step == "tokens":
-        result = lifecycle.tokens_step(config, args.chunks, args.out)
+        result = tokens.tokens_step(config, args.chunks, args.out)
         logging.info("created %d tokens, found %d already there", result["created"], result["found"])
     elif args.step == "attachments":
-        result = lifecycle.attachments_step(config, args.tokens, args.out)
+        result = tokens.attachments_step(config, args.tokens, args.out)
         logging.info("attachments written per file: %s", result["attachments"] or "none configured")
     elif args.step == "pilot":
-        result = lifecycle.pilot_step(config, args.out, args.workdir)
+        result = pilots.pilot_step(config, args.out, args.workdir)
         logging.info("processed %d tokens, %d failed", len(result["processed"]), len(result["failed"]))
     elif args.step == "wait":
-        status = lifecycle.wait_step(config, args.tokens, args.status_out, args.polls_out)
+        status = pilots.wait_step(config, args.tokens, args.status_out, args.polls_out)
         logging.info("finished: %s", " ".join(f"{k}={v}" for k, v in status["counts"].items()))
     elif args.step == "archive":
-        path = lifecycle.archive_step(config, args.tokens, args.out)
+        path = archive.archive_step(config, args.tokens, args.out)
         logging.info("archived to %s", path)
     elif args.step == "report":
-        path = lifecycle.report_step(config, args.status, args.polls, args.archive, args.out)
+        path = archive.report_step(config, args.status, args.polls, args.archive, args.out)
         logging.info("report in %s", path)
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lrt_workflow import observation
 from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args
 from lrt_workflow.errors import ConfigError
-from lrt_workflow.srmlist import read_srm_file
+from lrt_workflow.srmlist import chunk_plan, read_srm_file
+from lrt_workflow.steps.srm import subband_pattern
+from lrt_workflow.steps.tokens import build_tokens
 from lrt_workflow.token import load_token_config
 
 
@@ -47,18 +48,17 @@ def cmd_create(args) -> int:
         pattern["suffix"] = args.pattern_suffix
     size = args.size or config.get("chunk_size", 10)
     builder = load_token_config(template)
-    parsed = read_srm_file(args.srm_file, pattern=observation.pattern({"subband_pattern": pattern}))
+    parsed = read_srm_file(args.srm_file, pattern=subband_pattern({"subband_pattern": pattern}))
     missing = [name for name in args.attach if not Path(name).is_file()]
     if missing:
         raise ConfigError(f"attachment files not found: {', '.join(missing)}")
     attachments = {os.path.basename(name): Path(name).read_bytes() for name in args.attach}
     store = store_from_args(args, config)
     settings = {"token": {**token_section, "type": store.token_type}}
-    tokens, files = [], {}
-    for chunk in observation.chunk_plan(parsed.links, size):
-        token = observation.build_token(settings, builder.data, parsed.obsid, chunk["name"])
-        tokens.append(token)
-        files[token["_id"]] = {"srm.txt": "".join(f"{url}\n" for url in chunk["links"]).encode(), **attachments}
+    chunks = chunk_plan(parsed.links, size)
+    tokens = build_tokens(settings, builder.data, parsed.obsid, [chunk["name"] for chunk in chunks])
+    files = {token["_id"]: {"srm.txt": "".join(f"{url}\n" for url in chunk["links"]).encode(), **attachments}
+             for token, chunk in zip(tokens, chunks)}
     store.ensure_design()
     report = store.create(tokens, files, overwrite=args.overwrite)
     print(f"{parsed.obsid}: {len(tokens)} chunks of {size}; {report}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args
-from lrt_workflow.token.builders import load_token_config
-from lrt_workflow.worker import Worker
+from lrt_workflow.pilot import Worker
+from lrt_workflow.steps.tokens import job_command
 
 
 def register(subparsers) -> None:
@@ -35,15 +35,6 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", help="folder for the per-token work folders (default: $TMPDIR/lrt-worker)")
     parser.add_argument("--keep-workdirs", action="store_true", help="keep each token's work folder afterwards")
     parser.set_defaults(func=cmd_worker)
-
-
-def job_command(config: dict) -> str | None:
-    token = config.get("token") or {}
-    if token.get("command"):
-        return token["command"]
-    if token.get("template"):
-        return load_token_config(token["template"]).job.get("command")
-    return None
 
 
 def cmd_worker(args) -> int:

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from lrt_workflow.config import read_text, read_yaml
+from lrt_workflow.files import read_text, read_yaml
 from lrt_workflow.errors import ConfigError
 
 #: Older configurations do not describe the fields the worker needs.

@@ -28,11 +28,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lrt_workflow.errors import ServerError
+from lrt_workflow.files import write_json
 
+#: The value of ``couchdb.url`` that asks for this server, and where it keeps its data by default.
+EMBEDDED = "embedded"
+DEFAULT_DATA_DIR = ".lrt/couchdb"
 STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def is_embedded(url: str | None) -> bool:
+    """True when a CouchDB URL setting asks for the embedded server (``embedded``, or nothing)."""
+    return (url or EMBEDDED) == EMBEDDED
 
 
 @dataclass(frozen=True)
@@ -217,9 +226,7 @@ class EmbeddedServer:
                 f"pouchdb-server did not answer at {url} within {timeout:.0f} s. Last lines of {self.log_file}:\n"
                 + self._log_tail()
             )
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
-        os.replace(tmp, self.state_file)
+        write_json(self.state_file, asdict(state))
         return state
 
     def _port_free(self, port: int) -> bool:

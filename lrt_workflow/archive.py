@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 
 from lrt_workflow import __version__
 from lrt_workflow.errors import LrtError
+from lrt_workflow.files import atomic_file
 
 FORMAT = "lrt_workflow token archive 1"
 
@@ -96,15 +97,13 @@ def archive_tokens(store, folder: str | os.PathLike, ids: Sequence[str] | None =
             target.write_bytes(data)
         return folder / store.token_type
     target = folder / (name or f"tokens_{store.token_type}.tar.gz")
-    partial = target.with_name(target.name + ".partial")
-    with tarfile.open(partial, "w:gz") as tar:
+    with atomic_file(target) as file, tarfile.open(fileobj=file, mode="w:gz") as tar:
         for path, data in _entries(store, ids):
             info = tarfile.TarInfo(path)
             info.size = len(data)
             info.mtime = int(time.time())
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
-    os.replace(partial, target)
     return target
 
 

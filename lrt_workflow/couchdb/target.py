@@ -8,17 +8,13 @@ never from the command line, so no password shows in a process list.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Mapping
 
-from lrt_workflow.couchdb import connect, open_database
-from lrt_workflow.credentials import PicasCredentials, load_credentials, redact_url
-from lrt_workflow.embedded import EmbeddedServer
+from lrt_workflow.couchdb.client import connect, open_database
+from lrt_workflow.couchdb.credentials import PicasCredentials, load_credentials, redact_url
+from lrt_workflow.couchdb.embedded import DEFAULT_DATA_DIR, EMBEDDED, EmbeddedServer, is_embedded
 from lrt_workflow.errors import ServerError
-
-EMBEDDED = "embedded"
-DEFAULT_DATA_DIR = ".lrt/couchdb"
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ def resolve(couchdb: Mapping | None = None, *, url: str | None = None, database:
     """The target named by explicit options, then the environment and picasrc, then config.yaml.
 
     ``embedded`` is replaced by the URL of the running embedded server; it is
-    an error if that server is not running (`embedded_server` starts it).
+    an error if that server is not running.
     """
     section = dict(couchdb or {})
     section.pop("verify_tls", None)
@@ -52,7 +48,7 @@ def resolve(couchdb: Mapping | None = None, *, url: str | None = None, database:
     creds = load_credentials(url=url, database=database, config=section)
     if not creds.database:
         raise ServerError("no database name: set couchdb.database in config.yaml, PICAS_DATABASE, or --database")
-    embedded = (creds.url or EMBEDDED) == EMBEDDED
+    embedded = is_embedded(creds.url)
     if embedded:
         state = EmbeddedServer(data_dir).running()
         if state is None:
@@ -69,20 +65,10 @@ def resolve(couchdb: Mapping | None = None, *, url: str | None = None, database:
     )
 
 
-@contextlib.contextmanager
-def embedded_server(couchdb: Mapping | None):
-    """Run the embedded server for the body if config.yaml asks for it and it is not running.
-
-    A server that was already running is left running; one started here is stopped.
-    """
+def embedded_server(couchdb: Mapping | None, *, url: str | None = None) -> EmbeddedServer | None:
+    """The embedded server a configuration asks for, once ``--url``, the environment and picasrc have
+    had their say; None when they name a real server."""
     section = couchdb or {}
-    if section.get("url", EMBEDDED) != EMBEDDED:
-        yield None
-        return
-    server = EmbeddedServer(section.get("embedded_data_dir", DEFAULT_DATA_DIR))
-    state, started = server.start()
-    try:
-        yield state
-    finally:
-        if started:
-            server.stop()
+    if not is_embedded(load_credentials(url=url, config={"url": section.get("url", EMBEDDED)}).url):
+        return None
+    return EmbeddedServer(section.get("embedded_data_dir", DEFAULT_DATA_DIR))

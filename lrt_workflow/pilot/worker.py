@@ -28,8 +28,6 @@ points, so a signal can never interrupt a request or a fork half-way.
 
 from __future__ import annotations
 
-import ctypes
-import json
 import logging
 import os
 import random
@@ -45,27 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lrt_workflow.couchdb import CouchDBError, UpdateConflict
+from lrt_workflow.archive import attachment_filename
+from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
+from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
+from lrt_workflow.pilot.job import TIMEOUT_EXIT, die_with_parent, job_environment, pilot_job_ids, signal_group, tail
 from lrt_workflow.token import modifiers
-from lrt_workflow.token.archive import attachment_filename
-from lrt_workflow.token.store import TokenStore, inline_attachment
+from lrt_workflow.token.model import inline_attachment
 
 log = logging.getLogger(__name__)
 
 CLAIM_WINDOW = 25
 CLAIM_ATTEMPTS = 10
 SAVE_ATTEMPTS = 20
-LOG_TAIL_BYTES = 1 << 20
 KILL_GRACE_SECONDS = 10
 #: How often the main thread looks at the job's clock, its lease and the stop flag.
 WATCH_SECONDS = 0.2
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
-#: Never handed to a job: the worker's own credentials.
-SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICAS_URL", "PICASRC")  # a URL may hold user:password@
-#: Batch-system job ids recorded on the tokens a pilot claims: {token field: environment variable}.
-PILOT_JOB_IDS = {"slurm_job_id": "SLURM_JOB_ID"}
 
 
 @dataclass
@@ -83,25 +76,6 @@ class WorkerReport:
 
 class LeaseLost(CouchDBError):
     """The worker could not renew its token's lease, so it stopped the job."""
-
-
-def job_environment(token: dict, workdir: Path, base: dict | None = None) -> dict:
-    """The job's environment: ours without credentials, plus the token's ``_token_keys``."""
-    env = {k: v for k, v in (base if base is not None else os.environ).items() if k not in SECRET_ENVIRONMENT}
-    variables = (token.get("config.json") or {}).get("variables") or {}
-    for var, key in (variables.get("_token_keys") or {}).items():
-        value = token.get(key, "")
-        env[var.lstrip("$")] = value if isinstance(value, str) else json.dumps(value)
-    for var, name in (variables.get("_attachments") or {}).items():
-        env[var.lstrip("$")] = attachment_filename(name)
-    env.update(LRT_TOKEN_ID=token["_id"], LRT_TOKEN_TYPE=str(token.get("type", "")), LRT_WORKDIR=str(workdir))
-    return env
-
-
-def pilot_job_ids(environ: dict | None = None) -> dict:
-    """The batch system's id of the job this pilot runs in, for the tokens it claims."""
-    environ = os.environ if environ is None else environ
-    return {name: environ.get(variable) or None for name, variable in PILOT_JOB_IDS.items()}
 
 
 class Worker:
@@ -263,7 +237,7 @@ class Worker:
             self._process = subprocess.Popen(
                 ["/bin/bash", "-c", command],
                 cwd=workdir, env=job_environment(token, workdir), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True, preexec_fn=_die_with_parent,
+                stdout=out, stderr=err, start_new_session=True, preexec_fn=die_with_parent,
             )
             try:
                 while True:
@@ -298,7 +272,7 @@ class Worker:
             code = None
         elif code < 0:  # killed by a signal from outside
             code = 128 - code
-        return code, _tail(stdout_path), _tail(stderr_path)
+        return code, tail(stdout_path), tail(stderr_path)
 
     def _kill_job(self) -> None:
         """SIGTERM to the job's whole process group, SIGKILL after a grace period.
@@ -310,9 +284,9 @@ class Worker:
         if process is None:
             return
         self._killed = True
-        _signal_group(process, signal.SIGTERM)
+        signal_group(process, signal.SIGTERM)
         grace = min(KILL_GRACE_SECONDS, self.lease_seconds / 4)
-        timer = threading.Timer(grace, _signal_group, (process, signal.SIGKILL))
+        timer = threading.Timer(grace, signal_group, (process, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -325,7 +299,8 @@ class Worker:
             try:
                 command = self.command_for(token)
             except ConfigError as error:
-                self.save(lambda doc: modifiers.fail(doc, str(error)))
+                reason = str(error)
+                self.save(lambda doc: modifiers.fail(doc, reason))
                 raise
             workdir = self.prepare(token)
             if self._stop.is_set():
@@ -416,34 +391,3 @@ class Worker:
         return self.report
 
 
-def _die_with_parent() -> None:
-    """In the job's process, before exec: be killed when the worker dies.
-
-    A worker killed with SIGKILL cannot stop its job, and the job would go on
-    running unrecorded while the token, reset after its lease, runs again
-    elsewhere: the same work done twice. Linux only; elsewhere a no-op.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    # poll() first: once the job has been reaped its process group id may belong to someone else.
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _tail(path: Path, limit: int = LOG_TAIL_BYTES) -> bytes:
-    """The end of a log: a job that prints gigabytes must not make a token that big."""
-    size = path.stat().st_size
-    with open(path, "rb") as file:
-        if size > limit:
-            file.seek(size - limit)
-            return b"[... earlier output cut ...]\n" + file.read()
-        return file.read()

@@ -1,10 +1,12 @@
 """All CouchDB traffic for the tokens of one type: the engine behind the classic API.
 
-Every operation on many tokens is a bulk operation: ids are read with one
-view or ``_all_docs`` request, documents are written with ``_bulk_docs`` in
-batches, and attachments travel inline (base64) inside the documents. That
-is what makes ten thousand tokens a matter of seconds, and it sidesteps the
-embedded server's ``If-Match`` quirk (reference, section 9).
+This is the only code that speaks HTTP to a database; everything else asks a
+`TokenStore`. Every operation on many tokens is a bulk operation: ids are
+read with one view or ``_all_docs`` request, documents are written with
+``_bulk_docs`` in batches, and attachments travel inline (base64) inside the
+documents. That is what makes ten thousand tokens a matter of seconds, and
+it sidesteps the embedded pouchdb-server's ``If-Match`` quirk: it ignores
+that header, so a revision must go in the query string or the body.
 
 Read-modify-write operations (reset, attach, set status) retry the documents
 whose write met a conflict, re-reading them first, so a worker's concurrent
@@ -23,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from lrt_workflow import __version__
-from lrt_workflow.couchdb import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
+from lrt_workflow.couchdb.client import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import modifiers, views
+from lrt_workflow.token.model import inline_attachment
 
 BATCH_SIZE = 500
 MAX_CONFLICT_ROUNDS = 8
@@ -53,10 +56,6 @@ def batched(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def inline_attachment(data: bytes, content_type: str = "text/plain") -> dict:
-    return {"content_type": content_type, "data": base64.b64encode(data).decode("ascii")}
-
-
 def _quote_id(doc_id: str) -> str:
     # Design documents keep their slash; every other id is one path segment.
     if doc_id.startswith("_design/"):
@@ -64,7 +63,7 @@ def _quote_id(doc_id: str) -> str:
     return urllib.parse.quote(doc_id, safe="")
 
 
-def request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
+def _request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
     """One HTTP request to ``db``; returns the response. Failures become typed errors,
     except the status codes in ``expect``, which the caller handles."""
     url = db.database_url + (f"/{path}" if path else "")
@@ -75,33 +74,33 @@ def request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kw
     return response
 
 
-def fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
+def _fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
     """The document ``doc_id``, or None when there is none."""
     params = {"attachments": "true"} if attachments else None
-    response = request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
+    response = _request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
     return None if response.status_code == 404 else response.json()
 
 
-def save_document(db, doc: dict) -> str:
+def _save_document(db, doc: dict) -> str:
     """Create or update one document (``_rev`` decides which); returns its new revision."""
-    response = request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
+    response = _request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
     if response.status_code == 409:
         raise UpdateConflict(f"token {doc['_id']} changed on the server since it was read; fetch it and try again")
     return response.json()["rev"]
 
 
-def delete_document(db, doc_id: str, rev: str) -> None:
-    response = request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
+def _delete_document(db, doc_id: str, rev: str) -> None:
+    response = _request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
     if response.status_code == 409:
         raise UpdateConflict(f"token {doc_id} changed on the server since it was read; fetch it and try again")
 
 
-def bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
+def _bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
     """``_bulk_docs``: returns ({id: new rev} of the saved, [ids that conflicted])."""
     saved, conflicts = {}, []
     if not docs:
         return saved, conflicts
-    for row in request(db, "POST", "_bulk_docs", json={"docs": list(docs)}).json():
+    for row in _request(db, "POST", "_bulk_docs", json={"docs": list(docs)}).json():
         if "rev" in row and "error" not in row:
             saved[row["id"]] = row["rev"]
         elif row.get("error") == "conflict":
@@ -116,23 +115,23 @@ def bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
     return saved, conflicts
 
 
-def fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
+def _fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
     """The documents with these ids that exist, in the order given."""
     docs = []
     params = {"include_docs": "true"}
     if attachments:
         params["attachments"] = "true"
     for batch in batched(list(ids), batch_size):
-        rows = request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
+        rows = _request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
         docs.extend(row["doc"] for row in rows if row.get("doc"))
     return docs
 
 
-def existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
+def _existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
     """{id: current rev} for the ids that exist and are not deleted. One request per batch."""
     revisions = {}
     for batch in batched(list(ids), batch_size):
-        for row in request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
+        for row in _request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
             value = row.get("value")
             if value and not value.get("deleted"):
                 revisions[row["id"]] = value["rev"]
@@ -165,7 +164,7 @@ class TokenStore:
         """
         wanted = views.design_document(self.token_type, __version__)
         wanted["_id"] = self.design_id
-        current = fetch_document(self.db, self.design_id)
+        current = _fetch_document(self.db, self.design_id)
         if current:
             kept = {name: view for name, view in current.get("views", {}).items() if name not in views.RETIRED_VIEWS}
             merged = {**current, **wanted, "views": {**kept, **wanted["views"]}}
@@ -173,42 +172,45 @@ class TokenStore:
                 return False
             wanted = merged
         try:
-            save_document(self.db, wanted)
+            _save_document(self.db, wanted)
         except UpdateConflict:
             # Another run wrote it between our read and our write: check theirs.
             return self.ensure_design()
         return True
 
     def add_view(self, name: str, view: dict) -> None:
-        doc = fetch_document(self.db, self.design_id) or {"_id": self.design_id, "language": "javascript", "views": {}}
+        doc = self.design_doc() or {"_id": self.design_id, "language": "javascript", "views": {}}
         doc.setdefault("views", {})[name] = view
-        save_document(self.db, doc)
+        _save_document(self.db, doc)
 
     def delete_views(self, names: Iterable[str] | None = None) -> None:
         """Remove the named views (all of them without names), keeping the design document."""
-        doc = fetch_document(self.db, self.design_id)
+        doc = self.design_doc()
         if not doc:
             return
         doc["views"] = {} if names is None else {k: v for k, v in doc.get("views", {}).items() if k not in set(names)}
-        save_document(self.db, doc)
+        _save_document(self.db, doc)
 
     def delete_design(self) -> bool:
-        doc = fetch_document(self.db, self.design_id)
+        doc = self.design_doc()
         if not doc:
             return False
-        delete_document(self.db, self.design_id, doc["_rev"])
+        _delete_document(self.db, self.design_id, doc["_rev"])
         return True
 
+    def design_doc(self) -> dict | None:
+        """``_design/<type>`` as stored, or None."""
+        return _fetch_document(self.db, self.design_id)
+
     def view_names(self) -> list[str]:
-        doc = fetch_document(self.db, self.design_id)
-        return sorted((doc or {}).get("views", {}))
+        return sorted((self.design_doc() or {}).get("views", {}))
 
     # --- reading -------------------------------------------------------------
 
     def view_rows(self, view: str, **params) -> list[dict]:
         """The rows of one view of this design document, in one request."""
         query = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()}
-        response = request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
+        response = _request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
         return response.json()["rows"]
 
     def ids(self, view: str = "todo") -> list[str]:
@@ -227,15 +229,33 @@ class TokenStore:
         return [row["id"] for row in self.view_rows(views.OVERVIEW, reduce=False)]
 
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
-        return fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+        return _fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+
+    def revisions(self, ids: Sequence[str]) -> dict[str, str]:
+        """{id: current revision} of those of ``ids`` that exist, in a few ``_all_docs`` requests."""
+        return _existing_revisions(self.db, ids)
 
     def get(self, token_id: str) -> dict | None:
-        return fetch_document(self.db, token_id)
+        return _fetch_document(self.db, token_id)
 
     def save(self, doc: dict) -> str:
         """Save one token with the revision it carries; returns the new revision.
         Raises `UpdateConflict` when the token changed on the server since that revision."""
-        return save_document(self.db, doc)
+        return _save_document(self.db, doc)
+
+    def write(self, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
+        """Save documents in bulk as they are, each with the revision it carries:
+        ({id: new revision} of those saved, [ids that conflicted])."""
+        saved, conflicts = {}, []
+        for batch in batched(list(docs), self.batch_size):
+            batch_saved, batch_conflicts = _bulk_write(self.db, batch)
+            saved.update(batch_saved)
+            conflicts.extend(batch_conflicts)
+        return saved, conflicts
+
+    def delete_token(self, token_id: str, rev: str) -> None:
+        """Delete one token at revision ``rev`` (`UpdateConflict` if it changed)."""
+        _delete_document(self.db, token_id, rev)
 
     # --- writing -------------------------------------------------------------
 
@@ -265,7 +285,7 @@ class TokenStore:
         # Without overwrite there is nothing to ask first: the server refuses a
         # token that exists with a conflict, which is counted as found. That
         # saves a round of _all_docs requests on every creation.
-        existing = existing_revisions(self.db, ids) if overwrite else {}
+        existing = self.revisions(ids) if overwrite else {}
         report = CreateReport()
         todo = []
         for token in tokens:
@@ -282,7 +302,7 @@ class TokenStore:
             todo.append(token)
         written = 0
         for batch in batched(todo, self.batch_size):
-            saved, conflicts = bulk_write(self.db, batch)
+            saved, conflicts = self.write(batch)
             for token in batch:
                 if token["_id"] in saved:
                     (report.overwritten if "_rev" in token else report.created).append(token["_id"])
@@ -305,12 +325,8 @@ class TokenStore:
             if not pending:
                 return changed
             docs = [doc for doc in self.fetch(pending, attachments=attachments) if change(doc) is not False]
-            conflicts: list[str] = []
-            for batch in batched(docs, self.batch_size):
-                saved, batch_conflicts = bulk_write(self.db, batch)
-                changed.extend(saved)
-                conflicts.extend(batch_conflicts)
-            pending = conflicts
+            saved, pending = self.write(docs)
+            changed.extend(saved)
         raise UpdateConflict(f"{len(pending)} tokens kept changing while being updated: {', '.join(pending[:10])}")
 
     def attach(self, name: str, data: bytes, ids: Sequence[str] | None = None, content_type: str = "text/plain") -> list[str]:
@@ -335,11 +351,11 @@ class TokenStore:
     def put_attachment(self, token_id: str, name: str, data: bytes, content_type: str = "text/plain") -> str:
         """Attach one file to one token; returns the token's new revision."""
         for _ in range(MAX_CONFLICT_ROUNDS):
-            doc = fetch_document(self.db, token_id)
+            doc = _fetch_document(self.db, token_id)
             if doc is None:
                 raise CouchDBError(f"token {token_id} does not exist in {self.db.database_name}")
             # The revision goes in the query string: the embedded server ignores If-Match.
-            response = request(
+            response = _request(
                 self.db, "PUT", f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
                 params={"rev": doc["_rev"]}, data=data, headers={"Content-Type": content_type}, expect=(409,),
             )
@@ -349,7 +365,7 @@ class TokenStore:
 
     def get_attachment(self, token_id: str, name: str) -> bytes:
         path = f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
-        return request(self.db, "GET", path).content
+        return _request(self.db, "GET", path).content
 
     def set_fields(self, ids: Sequence[str], **fields) -> list[str]:
         def update(doc: dict) -> None:
@@ -406,3 +422,9 @@ class TokenStore:
 def _md5_digest(data: bytes) -> str:
     # The form in which CouchDB reports an attachment's digest.
     return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+def design_ids(db) -> list[str]:
+    """The ids of every design document in the database: one per token type, and any others."""
+    rows = _request(db, "GET", "_all_docs", params={"startkey": '"_design/"', "endkey": '"_design0"'}).json()["rows"]
+    return [row["id"] for row in rows]

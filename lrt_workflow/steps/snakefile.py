@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Mapping
 
-from lrt_workflow.config import SCHEMA_PATH, validate_config
-from lrt_workflow.database import DEFAULT_DATA_DIR, EMBEDDED
-from lrt_workflow.embedded import EmbeddedServer, pid_alive
-
-__all__ = ["SCHEMA_PATH", "validate", "peek_obsid", "write_config_snapshot", "start_embedded", "stop_embedded", "print_summary"]
+from lrt_workflow.config import validate_config
+from lrt_workflow.couchdb.embedded import pid_alive
+from lrt_workflow.couchdb.target import embedded_server
+from lrt_workflow.files import write_atomic
+from lrt_workflow.srmlist import find_obsid
 
 OWNER_FILE = "owner.json"
-_OBSID = re.compile(r"L\d+")
 
 
 def validate(config: dict) -> None:
@@ -38,8 +36,8 @@ def peek_obsid(srm_file: str | os.PathLike) -> str:
         with open(srm_file, "rb") as file:
             for raw in file.read(1 << 20).splitlines():
                 line = raw.decode("utf-8", "replace")
-                if "://" in line and (match := _OBSID.search(line.split("://", 1)[1])):
-                    return match.group(0)
+                if "://" in line and (obsid := find_obsid(line.split("://", 1)[1])):
+                    return obsid
     except OSError:
         pass
     return "unknown"
@@ -50,18 +48,8 @@ def write_config_snapshot(config: Mapping, path: str | os.PathLike) -> str:
     path = Path(path)
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        os.replace(partial, path)
+        write_atomic(path, text)
     return str(path)
-
-
-def _server(config: Mapping) -> EmbeddedServer | None:
-    couchdb = config.get("couchdb") or {}
-    if couchdb.get("url", EMBEDDED) != EMBEDDED:
-        return None
-    return EmbeddedServer(couchdb.get("embedded_data_dir", DEFAULT_DATA_DIR))
 
 
 def start_embedded(config: Mapping) -> None:
@@ -71,7 +59,7 @@ def start_embedded(config: Mapping) -> None:
     behind by a run that was killed is adopted by the next run, which then
     stops it; a server someone started by hand is left running.
     """
-    server = _server(config)
+    server = embedded_server(config.get("couchdb"))
     if server is None:
         return
     state, started = server.start()
@@ -84,7 +72,7 @@ def start_embedded(config: Mapping) -> None:
 
 
 def stop_embedded(config: Mapping) -> None:
-    server = _server(config)
+    server = embedded_server(config.get("couchdb"))
     if server is None:
         return
     owner = server.data_dir / OWNER_FILE

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from lrt_workflow.credentials import PicasCredentials, redact_url
+from lrt_workflow.couchdb.credentials import PicasCredentials, redact_url
 from lrt_workflow.errors import LrtError
 
 with warnings.catch_warnings():

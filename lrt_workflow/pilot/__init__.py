@@ -1,0 +1,10 @@
+"""The pilot: a worker that claims tokens from CouchDB and runs their jobs on this machine.
+
+* `worker`: claiming, saving, leases and heartbeats, the loop (`Worker`);
+* `job`: the job's process, environment and logs.
+"""
+
+from lrt_workflow.pilot.job import TIMEOUT_EXIT, job_environment
+from lrt_workflow.pilot.worker import LeaseLost, Worker, WorkerReport
+
+__all__ = ["Worker", "WorkerReport", "LeaseLost", "TIMEOUT_EXIT", "job_environment"]
