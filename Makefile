@@ -1,6 +1,6 @@
 # The two commands of the README, and what they need. Each target installs
 # only what is missing, so a second run is quick.
-#   make demo   run an observation's lifecycle on the embedded server
+#   make demo   run the bundled pipeline (calibrator, then target) on the embedded server
 #   make test   run the test suite
 
 PYTHON ?= python3
@@ -30,10 +30,10 @@ $(NODE_STAMP): package.json package-lock.json | check-tools
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The bundled observation (example/), with the settings of config.yaml.
-# Run it again and Snakemake finds nothing to do.
+# The bundled pipeline (example/pipeline/), with the settings of config.yaml,
+# run as the README says: lrt run. Run it again and Snakemake finds nothing to do.
 demo: setup
-	$(BIN)/snakemake --profile profiles/local
+	$(BIN)/lrt run
 
 test: setup
 	$(BIN)/python -m pytest

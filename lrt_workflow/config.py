@@ -11,6 +11,7 @@ and YAML read so that ``010`` stays a string instead of turning into 8.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import os
@@ -20,6 +21,7 @@ from typing import Any, Iterator, Mapping
 
 from jsonschema import Draft202012Validator, validators
 
+from lrt_workflow import pipeline
 from lrt_workflow.errors import ConfigError
 from lrt_workflow.files import read_yaml
 
@@ -99,7 +101,7 @@ def _describe(error) -> list[str]:
     if error.validator == "additionalProperties":
         known = schema.get("properties", {})
         return [
-            f"unknown key {key!r}" for key in error.instance
+            f"unknown key {key!r}" + _did_you_mean(key, known) for key in error.instance
             if key not in known and not (isinstance(key, str) and _PASSWORD_KEY.search(key))
         ]
     if error.validator == "required":
@@ -107,13 +109,18 @@ def _describe(error) -> list[str]:
         return [f"missing required key {key!r}" for key in sorted(error.validator_value) if key not in error.instance]
     if error.validator == "format" and error.validator_value == "regex":
         return [f"{error.instance!r} is not a valid regular expression"]
-    if error.validator == "pattern" and "description" in schema:
+    if error.validator in ("pattern", "oneOf") and "description" in schema:
         return [f"{error.instance!r} is not allowed: {schema['description']}"]
     return [error.message]
 
 
+def _did_you_mean(key, known) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _problems(config: dict, source: str) -> list[str]:
-    problems = []
+    problems = [f"{source}: {problem}" for problem in pipeline.problems(config, cross_checks=False)]
     for parts in _password_paths(config):
         problems.append(PASSWORD_MESSAGE.format(source=source) + f" (found {_key_path(parts)})")
     validator = _Validator(_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -124,6 +131,8 @@ def _problems(config: dict, source: str) -> list[str]:
             line = f"{source}: {path}: {message}" if path else f"{source}: {message}"
             if line not in problems:  # one per missing key, not one per sibling error
                 problems.append(line)
+    if not errors and not problems:  # the steps' references, once every key is sound
+        problems += [f"{source}: {problem}" for problem in pipeline.problems(config)]
     return problems
 
 
@@ -158,10 +167,17 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def referenced_files(config: Mapping) -> list[tuple[str, str]]:
-    """``(key path, file name)`` of every input file a configuration names."""
-    token = config.get("token") or {}
-    files = [("srm_file", config.get("srm_file")), ("token.template", token.get("template"))]
-    files += [(f"token.attachments[{i}]", name) for i, name in enumerate(token.get("attachments") or [])]
+    """``(key path, file name)`` of every input file a configuration names, for one step or a pipeline."""
+    def token_files(token: Mapping, where: str) -> list[tuple[str, object]]:
+        return [(f"{where}.template", token.get("template"))] + [
+            (f"{where}.attachments[{i}]", name) for i, name in enumerate(token.get("attachments") or [])]
+
+    if config.get("steps"):
+        files = [(f"observations.{name}", path) for name, path in (config.get("observations") or {}).items()]
+        for name, section in config["steps"].items():
+            files += token_files(section.get("token") or {}, f"steps.{name}.token")
+    else:
+        files = [("srm_file", config.get("srm_file"))] + token_files(config.get("token") or {}, "token")
     return [(key, name) for key, name in files if isinstance(name, str)]
 
 

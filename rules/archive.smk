@@ -1,37 +1,42 @@
-# 8-9. Every token with its attachments and logs in one archive, and a picture of the run.
+# 8-9. Every token of each step with its attachments and logs in one archive, and one report of
+# the whole run: a section per step.
 
+for step in STEPS:
 
-rule archive:
-    input:
-        status=rules.wait.output.status,
-        tokens=rules.tokens.output[0],
-    output:
-        f"{OUT}/tokens_{TYPE}.tar.gz",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-    log:
-        f"{OUT}/logs/archive.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step archive --config {params.config} --tokens {input.tokens} --out {output} --log {log}"
+    rule:
+        name:
+            f"archive_{step.name}"
+        input:
+            status=f"{step.dir}/status.json",
+            tokens=f"{step.dir}/tokens.json",
+        output:
+            support.archive_file(step),
+        params:
+            step=step.name,
+        log:
+            f"{step.dir}/logs/archive.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step archive --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --tokens {input.tokens} --out {output} --log {log}"
 
 
 rule report:
     input:
-        status=rules.wait.output.status,
-        polls=rules.wait.output.polls,
-        archive=rules.archive.output[0],
+        [f"{step.dir}/status.json" for step in STEPS],
+        [support.archive_file(step) for step in STEPS],
     output:
-        f"{OUT}/report.html",
+        report(f"{PIPELINE.home}/report.html", caption="../report/caption.rst", category="Runs"),
     params:
-        lrt=LRT,
-        config=CONFIG,
+        title=support.report_title(PIPELINE),
+        sections=support.report_sections(PIPELINE),
     log:
-        f"{OUT}/logs/report.log",
+        f"{PIPELINE.home}/logs/report.log",
+    localrule: True
     conda:
         ENV
     shell:
-        "{params.lrt} step report --config {params.config} --status {input.status} --polls {input.polls}"
-        " --archive {input.archive} --out {output} --log {log}"
+        '"$LRT_PYTHON" -m lrt_workflow step report --config "$LRT_CONFIG" --title {params.title:q}'
+        " {params.sections} --out {output} --log {log}"

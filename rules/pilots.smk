@@ -1,40 +1,53 @@
-# 6-7. Pilots that process the tokens, and the wait for every token to finish.
+# 6-7. For each step: pilots that process its tokens, and the wait until the step is complete
+# (enough tokens done, their results in place), which writes the results the next step reads.
 # With pilots.launcher "none", pilots started elsewhere (a cluster, the grid) do the work.
 
+for step in STEPS:
+    PILOTS = PIPELINE.step_config(step.name)["pilots"]
+    PILOT_REPORTS = (
+        [f"{step.dir}/pilots/{n}.json" for n in range(PILOTS["count"])]
+        if PILOTS["launcher"] == "local"
+        else []
+    )
 
-rule pilot:
-    input:
-        rules.attachments.output[0],
-    output:
-        f"{OUT}/pilots/{{pilot}}.json",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-    log:
-        f"{OUT}/logs/pilot-{{pilot}}.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step pilot --config {params.config} --out {output} --log {log}"
+    rule:
+        name:
+            f"pilot_{step.name}"
+        input:
+            f"{step.dir}/attachments.json",
+        output:
+            f"{step.dir}/pilots/{{pilot}}.json",
+        params:
+            step=step.name,
+            obsid=step.obsid,
+        log:
+            f"{step.dir}/logs/pilot-{{pilot}}.log",
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step pilot --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --obsid {params.obsid} --index {wildcards.pilot} --out {output} --log {log}"
 
-
-rule wait:
-    input:
-        tokens=rules.tokens.output[0],
-        attachments=rules.attachments.output[0],
-        pilots=expand(f"{OUT}/pilots/{{pilot}}.json", pilot=range(config["pilots"]["count"]))
-        if LOCAL_PILOTS
-        else [],
-    output:
-        status=f"{OUT}/status.json",
-        polls=f"{OUT}/polls.jsonl",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-    log:
-        f"{OUT}/logs/wait.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step wait --config {params.config} --tokens {input.tokens}"
-        " --status-out {output.status} --polls-out {output.polls} --log {log}"
+    rule:
+        name:
+            f"wait_{step.name}"
+        input:
+            tokens=f"{step.dir}/tokens.json",
+            attachments=f"{step.dir}/attachments.json",
+            pilots=PILOT_REPORTS,
+        output:
+            status=f"{step.dir}/status.json",
+            results=f"{step.dir}/results.json",
+        params:
+            step=step.name,
+            reports=" ".join(f"--pilot-report {report}" for report in PILOT_REPORTS),
+            polls=f"{step.dir}/logs/polls.jsonl",
+        log:
+            f"{step.dir}/logs/wait.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step wait --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --tokens {input.tokens} {params.reports} --status-out {output.status}"
+            " --results-out {output.results} --polls-out {params.polls} --log {log}"

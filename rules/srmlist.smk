@@ -1,37 +1,45 @@
-# 1-2. The srm list, validated and normalised, then cut into chunks.
+# 1-2. Each step's input, validated and normalised (its observation's srm list, or an earlier
+# step's results in subband order), then cut into chunks of the step's size.
 
+for step in STEPS:
 
-rule srmlist:
-    input:
-        srm=config["srm_file"],
-        template=config["token"]["template"],
-    output:
-        srm=f"{OUT}/srm.txt",
-        summary=f"{OUT}/summary.json",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-        pattern=config["subband_pattern"],
-    log:
-        f"{OUT}/logs/srmlist.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step srmlist --config {params.config} --srm-out {output.srm} --summary-out {output.summary} --log {log}"
+    rule:
+        name:
+            f"srmlist_{step.name}"
+        input:
+            source=support.step_input(PIPELINE, step),
+            template=PIPELINE.step_config(step.name)["token"]["template"],
+        output:
+            inputs=f"{step.dir}/inputs.json",
+            srm=f"{step.dir}/srm.txt",
+            summary=f"{step.dir}/summary.json",
+        params:
+            step=step.name,
+            pattern=PIPELINE.step_config(step.name)["subband_pattern"],
+        log:
+            f"{step.dir}/logs/srmlist.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step srmlist --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --source {input.source} --inputs-out {output.inputs} --srm-out {output.srm} --summary-out {output.summary} --log {log}"
 
-
-checkpoint chunks:
-    input:
-        rules.srmlist.output.srm,
-    output:
-        directory(f"{OUT}/chunks"),
-    params:
-        lrt=LRT,
-        config=CONFIG,
-        size=config["chunk_size"],
-    log:
-        f"{OUT}/logs/chunks.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step chunks --config {params.config} --srm {input} --out-dir {output} --log {log}"
+    rule:
+        name:
+            f"chunks_{step.name}"
+        input:
+            f"{step.dir}/inputs.json",
+        output:
+            f"{step.dir}/chunks/index.json",
+        params:
+            step=step.name,
+            size=PIPELINE.step_config(step.name)["chunk_size"],
+        log:
+            f"{step.dir}/logs/chunks.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step chunks --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --inputs {input} --out {output} --log {log}"

@@ -1,55 +1,66 @@
-# 3-5. The design document, one token per chunk, and the attachments every token gets.
+# 3-5. For each step: the design document of its token type, one token per chunk, and the
+# attachments every token gets.
 
+for step in STEPS:
 
-rule design:
-    input:
-        rules.srmlist.output.summary,
-    output:
-        f"{OUT}/design.json",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-        type=TYPE,
-    log:
-        f"{OUT}/logs/design.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step design --config {params.config} --out {output} --log {log}"
+    rule:
+        name:
+            f"design_{step.name}"
+        input:
+            f"{step.dir}/summary.json",
+        output:
+            f"{step.dir}/design.json",
+        params:
+            step=step.name,
+            type=step.token_type,
+        log:
+            f"{step.dir}/logs/design.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step design --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --out {output} --log {log}"
 
+    rule:
+        name:
+            f"tokens_{step.name}"
+        input:
+            chunks=f"{step.dir}/chunks/index.json",
+            design=f"{step.dir}/design.json",
+            template=PIPELINE.step_config(step.name)["token"]["template"],
+            fields=support.field_inputs(PIPELINE, step),
+        output:
+            f"{step.dir}/tokens.json",
+        params:
+            step=step.name,
+            fields=support.field_options(PIPELINE, step),
+            values=PIPELINE.step_config(step.name)["token"]["fields"],
+            command=PIPELINE.step_config(step.name)["token"]["command"],
+        log:
+            f"{step.dir}/logs/tokens.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step tokens --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --chunks {input.chunks} {params.fields} --out {output} --log {log}"
 
-rule tokens:
-    input:
-        chunks=chunk_index,
-        design=rules.design.output[0],
-        template=config["token"]["template"],
-    output:
-        f"{OUT}/tokens.json",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-        fields=config["token"]["fields"],
-        command=config["token"]["command"],
-    log:
-        f"{OUT}/logs/tokens.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step tokens --config {params.config} --chunks {input.chunks} --out {output} --log {log}"
-
-
-rule attachments:
-    input:
-        tokens=rules.tokens.output[0],
-        files=config["token"]["attachments"],
-    output:
-        f"{OUT}/attachments.json",
-    params:
-        lrt=LRT,
-        config=CONFIG,
-    log:
-        f"{OUT}/logs/attachments.log",
-    conda:
-        ENV
-    shell:
-        "{params.lrt} step attachments --config {params.config} --tokens {input.tokens} --out {output} --log {log}"
+    rule:
+        name:
+            f"attachments_{step.name}"
+        input:
+            tokens=f"{step.dir}/tokens.json",
+            files=PIPELINE.step_config(step.name)["token"]["attachments"],
+        output:
+            f"{step.dir}/attachments.json",
+        params:
+            step=step.name,
+        log:
+            f"{step.dir}/logs/attachments.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            '"$LRT_PYTHON" -m lrt_workflow step attachments --config "$LRT_CONFIG" --pipeline-step {params.step}'
+            " --tokens {input.tokens} --out {output} --log {log}"

@@ -14,7 +14,8 @@ from lrt_workflow.config import SCHEMA_PATH, check_files, load_config, load_sche
 from lrt_workflow.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "config.yaml"
+# The examples the project ships, never the user's own config.yaml, which they edit.
+SHIPPED = REPO / "example" / "one-step" / "config.yaml"
 
 MINIMAL = {"srm_file": "obs/srm.txt", "token": {"type": "pref_cal", "template": "token.json"}}
 
@@ -27,7 +28,8 @@ DEFAULTS_FILLED = {
     "couchdb": {"url": "embedded", "database": "lrt", "verify_tls": True, "embedded_data_dir": ".lrt/couchdb",
                 "batch_size": 500},
     "pilots": {"launcher": "local", "count": 2, "lease_seconds": 3600, "max_token_seconds": None},
-    "wait": {"poll_seconds": 10, "timeout_seconds": 86400, "max_scrub": 2, "max_error_fraction": 0},
+    "wait": {"poll_seconds": 10, "timeout_seconds": 86400, "max_scrub": 2, "max_error_fraction": 0,
+             "success_fraction": None},
     "archive": {"purge": False},
 }
 
@@ -55,9 +57,9 @@ def problems_of(config: dict) -> list[str]:
 
 def test_shipped_config_validates():
     config = load_config(SHIPPED)
-    assert config["srm_file"] == "example/srm.txt"
-    assert config["token"]["template"] == "example/token.json"
-    assert config["token"]["attachments"] == ["example/job.sh"]
+    assert config["srm_file"] == "example/one-step/srm.txt"
+    assert config["token"]["template"] == "example/one-step/token.json"
+    assert config["token"]["attachments"] == ["example/one-step/job.sh"]
     assert config["couchdb"]["url"] == "embedded"
     assert "password" not in config["couchdb"]
 
@@ -131,7 +133,8 @@ def test_source_appears_in_messages():
 
 
 def test_wrong_type_message():
-    assert problems_of(minimal(chunk_size="ten")) == ["config.yaml: chunk_size: 'ten' is not of type 'integer'"]
+    assert problems_of(minimal(chunk_size="ten")) == [
+        "config.yaml: chunk_size: 'ten' is not allowed: subbands per token, or \"all\" for one token with every input"]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +197,7 @@ def test_good_values_accepted(changes):
 
 def test_missing_required_keys():
     assert problems_of({"token": {}}) == [
-        "config.yaml: missing required key 'srm_file'",
+        "config.yaml: missing required key 'srm_file' (or give observations and steps, for a pipeline)",
         "config.yaml: token: missing required key 'template'",
         "config.yaml: token: missing required key 'type'",
     ]
@@ -205,7 +208,7 @@ def test_all_errors_listed_at_once():
                      couchdb={"url": "ftp://x"}, wait={"max_scrub": -1})
     problems = problems_of(config)
     assert len(problems) == 6
-    assert "config.yaml: chunk_size: 'ten' is not of type 'integer'" in problems
+    assert "config.yaml: chunk_size: 'ten' is not allowed: subbands per token, or \"all\" for one token with every input" in problems
     assert "config.yaml: unknown key 'colour'" in problems
     assert "config.yaml: token: unknown key 'colour'" in problems
     assert any(p.startswith("config.yaml: token.type: 'bad type!'") for p in problems)
@@ -298,7 +301,7 @@ def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
 
 def test_leading_zero_integer_is_not_octal(tmp_path):
     path = write(tmp_path, "srm_file: s\nchunk_size: 010\ntoken: {type: t, template: t.json}\n")
-    with pytest.raises(ConfigError, match=r"chunk_size: '010' is not of type 'integer'"):
+    with pytest.raises(ConfigError, match=r"chunk_size: '010' is not allowed"):
         load_config(path)
 
 
@@ -419,10 +422,15 @@ def test_every_object_refuses_unknown_keys():
             yield from objects(sub, f"{path}.{name}")
 
     found = list(objects(load_schema()))
-    assert len(found) == 8  # root, subband_pattern, token, token.fields, couchdb, pilots, wait, archive
+    # root, token, token.fields, observations, steps, subband_pattern, couchdb, pilots, wait, archive
+    assert len(found) == 10
     for path, schema in found:
-        # token.fields holds free field names, but its values must be scalars
-        assert schema.get("additionalProperties") is False or path.endswith("token.fields"), path
+        # token.fields holds free field names, but its values must be scalars; observations and
+        # steps are keyed by the user's names, but their values are strings and closed steps
+        if path.endswith(("token.fields", "observations", "steps")):
+            assert schema.get("additionalProperties") not in (None, True), path
+        else:
+            assert schema.get("additionalProperties") is False, path
 
 
 def test_plain_jsonschema_agrees():

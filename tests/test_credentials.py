@@ -2,6 +2,7 @@ import logging
 import os
 
 import pytest
+import yaml
 
 from lrt_workflow.couchdb.credentials import (
     PicasCredentials,
@@ -128,3 +129,34 @@ def test_redact_url(url, expected):
 def test_classic_names():
     assert picas_cred is PicasCredentials
     assert get_picas_cred(user="u", password="p", environ={}, picasrc=None).user == "u"
+
+
+def picas_conf(home, **settings):
+    """The settings file picas-cli init writes, with its password encrypted as picas does."""
+    from cryptography.fernet import Fernet
+
+    folder = home / ".config" / "picas"
+    folder.mkdir(parents=True)
+    key = Fernet.generate_key()
+    (folder / "key.dat").write_bytes(key)
+    password = settings.pop("password", None)
+    if password:
+        settings["encrypted_password"] = Fernet(key).encrypt(password.encode()).decode()
+    (folder / "conf.yml").write_text(yaml.safe_dump(settings))
+
+
+def test_the_picas_clients_settings_are_read_after_ours(tmp_path):
+    pytest.importorskip("cryptography")
+    picas_conf(tmp_path, host_url="https://picas.example:6984", database="picasdb", username="ann", password="s3cret")
+    environ = {"HOME": str(tmp_path)}
+    found = load_credentials(environ=environ)
+    assert (found.url, found.database, found.user, found.password) == (
+        "https://picas.example:6984", "picasdb", "ann", "s3cret")
+    # the project's configuration comes first; the picas user and password are for the picas server only
+    embedded = load_credentials(environ=environ, config={"url": "embedded", "database": "lrt"})
+    assert (embedded.url, embedded.database, embedded.user, embedded.password) == ("embedded", "lrt", None, None)
+    same = load_credentials(environ=environ, config={"url": "https://picas.example:6984/", "database": "lrt"})
+    assert (same.database, same.user, same.password) == ("lrt", "ann", "s3cret")
+    assert "s3cret" not in repr(same)
+    # the environment still wins over it
+    assert load_credentials(environ={**environ, "PICAS_PASSWORD": "other"}).password == "other"

@@ -304,9 +304,10 @@ def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_run
 
 def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store, couchdb_server, database, tmp_path):
     [tid] = make_tokens(plain_store)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = yaml.safe_load((ROOT / "example" / "one-step" / "config.yaml").read_text())
     config["srm_file"] = "unused.txt"
-    config["token"].update(template=str(ROOT / "example" / "token.json"), command="sleep 60", type="pref")
+    config["token"].update(template=str(ROOT / "example" / "one-step" / "token.json"), command="sleep 60",
+                           type="pref", attachments=[])
     config["couchdb"].update(url=couchdb_server.url, database=database.database_name)
     config["pilots"].update(max_token_seconds=1)
     config["wait"].update(max_scrub=0)

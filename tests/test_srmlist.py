@@ -313,9 +313,21 @@ def test_two_field_lines_keep_the_url(tmp_path):
     assert [link.url for link in read_srm_file(path).links] == [sara(100), sara(101), sara(102)]
 
 
-def test_two_urls_on_one_line_are_a_problem(tmp_path):
+def test_two_archive_links_on_one_line_are_a_problem(tmp_path):
     error = error_of(write(tmp_path, [sara(100), f"{sara(101)} {sara(102)}"]))
-    assert "line 2: 2 URLs on one line" in str(error)
+    assert "line 2: 2 archive links on one line" in str(error)
+
+
+def test_a_copy_job_line_keeps_its_archive_link(tmp_path):
+    # srm-copy job files: the archive link and where to copy it, on one line, either way round
+    lines = [f"{sara(100)} file:///data/L229507/SB100.tar", f"file:///data/L229507/SB101.tar {sara(101)}"]
+    parsed = read_srm_file(write(tmp_path, lines))
+    assert parsed.urls == [sara(100), sara(101)]
+
+
+def test_a_line_of_urls_none_of_them_an_archive_link_is_a_problem(tmp_path):
+    error = error_of(write(tmp_path, [sara(100), "file:///a/L229507_SB101.tar file:///b/L229507_SB101.tar"]))
+    assert "line 2: 2 URLs on one line and none is an archive link" in str(error)
 
 
 def test_comments_and_blank_lines_are_skipped(tmp_path):

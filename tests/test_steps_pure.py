@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from lrt_workflow.srmlist import chunk_plan, read_srm_file, summarise
-from lrt_workflow.steps.srm import subband_pattern
+from lrt_workflow.steps import subband_pattern
 from lrt_workflow.steps.tokens import build_tokens
 
 DATA = Path(__file__).parent / "data"

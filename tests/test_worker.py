@@ -13,7 +13,7 @@ from lrt_workflow.token import Token, TokenStore, token_id
 from lrt_workflow.pilot import TIMEOUT_EXIT, Worker, job_environment
 
 VARIABLES = {
-    "_token_keys": {"$OBSID": "OBSID", "$STARTSB": "STARTSB", "$UPLOAD": "upload"},
+    "_token_keys": {"$OBSID": "OBSID", "$STARTSB": "STARTSB", "$SETTINGS": "settings"},
     "_attachments": {"$SRMFILE": "srm.txt", "$PARSET": "conf/step.parset"},
 }
 
@@ -22,7 +22,7 @@ def fill(store, n, **fields):
     tokens = []
     for i in range(n):
         token = Token(store.token_type, token_id(store.token_type, "L7", i), OBSID="L7", STARTSB=f"{i:03d}",
-                      upload={"location": "here"}, **{"config.json": {"variables": VARIABLES}}, **fields)
+                      settings={"location": "here"}, **{"config.json": {"variables": VARIABLES}}, **fields)
         tokens.append(token)
     files = {t["_id"]: {"srm.txt": f"srm://{t['_id']}\n".encode(), "conf/step.parset": b"k=v\n"} for t in tokens}
     store.create(tokens, files)
@@ -43,7 +43,7 @@ def worker(store, command, tmp_path, **kwargs):
 def test_worker_runs_every_token_with_its_keys_and_attachments(store, tmp_path, monkeypatch):
     monkeypatch.setenv("PICAS_PASSWORD", "never-show-me")
     ids = fill(store, 5)
-    command = 'echo "$OBSID $STARTSB $UPLOAD"; cat "$SRMFILE" "$PARSET"; env | grep -c PICAS_PASSWORD; pwd'
+    command = 'echo "$OBSID $STARTSB $SETTINGS"; cat "$SRMFILE" "$PARSET"; env | grep -c PICAS_PASSWORD; pwd'
     report = worker(store, command, tmp_path).run()
     assert sorted(report.processed) == sorted(ids) and not report.failed
     assert store.counts() == {"todo": 0, "locked": 0, "done": 5, "error": 0, "total": 5}

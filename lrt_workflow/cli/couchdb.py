@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lrt_workflow.couchdb.embedded import DEFAULT_DATA_DIR, EmbeddedServer
+from lrt_workflow.couchdb.embedded import BY_HAND, DEFAULT_DATA_DIR, EmbeddedServer
 NOT_RUNNING = 3  # the exit status `systemctl status` uses for a stopped service
 
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     start = add("start", "start the server unless it already runs, and print its URL", cmd_start)
     start.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     start.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to answer (default: 60)")
-    add("stop", "stop the server recorded in the data folder", cmd_stop)
+    add("stop", "stop the server recorded in the data folder, whoever uses it", cmd_stop)
     add("status", f"say whether the server runs; exit status {NOT_RUNNING} when it does not", cmd_status)
 
 
@@ -46,7 +46,9 @@ def _report(args, state, message: str) -> None:
 
 
 def cmd_start(args) -> int:
-    state, started = EmbeddedServer(args.data_dir, port=args.port).start(timeout=args.timeout)
+    server = EmbeddedServer(args.data_dir, port=args.port)
+    state, started = server.start(timeout=args.timeout)
+    server.acquire(BY_HAND)  # started by hand, it runs until 'lrt couchdb stop', whoever else uses it
     verb = "started" if started else "already running:"
     _report(args, state, f"{verb} pouchdb-server pid {state.pid} at {state.url} (data in {state.data_dir})")
     return 0

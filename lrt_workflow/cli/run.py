@@ -11,8 +11,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="run the workflow (again): snakemake, recovering from a run that was killed",
         description=(
-            "Run the Snakemake workflow in the current folder. Arguments go to snakemake unchanged "
-            f"(default: {' '.join(run.DEFAULT_ARGS)}). If an earlier run was killed, its lock is cleared and its "
+            "Run the Snakemake workflow in the current folder. Arguments go to snakemake unchanged; the "
+            "workflow's default profile (profiles/default) applies whatever they are. If an earlier run was "
+            "killed, its lock is cleared and its "
             "half-done jobs are redone; if another run is active here, this one refuses and says which process it is."
         ),
     )

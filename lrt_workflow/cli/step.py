@@ -7,31 +7,37 @@ lives in `lrt_workflow.steps`, where it is tested without Snakemake.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
+from lrt_workflow.cli.common import setup_logging
 from lrt_workflow.config import load_configs
+from lrt_workflow.errors import ConfigError, LrtError
+from lrt_workflow.pipeline import step_names, step_settings
 from lrt_workflow.steps import archive, pilots, srm, tokens
-from lrt_workflow.errors import LrtError
 
+#: name: (what it does, [(option, what it names, required)])
 STEPS = {
-    "srmlist": ("validate the inputs and normalise the srm list",
-                [("--srm-out", "normalised srm list"), ("--summary-out", "summary.json")]),
-    "chunks": ("split the srm list into chunk files",
-               [("--srm", "normalised srm list"), ("--out-dir", "folder for the chunk files and index.json")]),
-    "design": ("create or update _design/<type> with the standard views", [("--out", "design.json")]),
-    "tokens": ("create one token per chunk, idempotently",
-               [("--chunks", "index.json of the chunks step"), ("--out", "tokens.json")]),
+    "srmlist": ("validate the step's input (its srm list, or an earlier step's results) and write it as data",
+                [("--source", "the srm list, or the earlier step's results.json", True),
+                 ("--inputs-out", "inputs.json", True), ("--srm-out", "the inputs as a list", True),
+                 ("--summary-out", "summary.json", True)]),
+    "chunks": ("split the step's inputs into chunk files",
+               [("--inputs", "inputs.json", True), ("--out", "index.json; the chunk files go beside it", True)]),
+    "design": ("create or update _design/<type> with the standard views", [("--out", "design.json", True)]),
+    "tokens": ("create one token per chunk, idempotently; give tokens that are not done a changed spec",
+               [("--chunks", "index.json of the chunks step", True), ("--out", "tokens.json", True)]),
     "attachments": ("attach token.attachments to every token, in bulk",
-                    [("--tokens", "tokens.json"), ("--out", "attachments.json")]),
-    "pilot": ("run one local pilot until no token is left", [("--out", "pilot report (JSON)")]),
-    "wait": ("poll until every token has finished; reset stale locks and retry errors",
-             [("--tokens", "tokens.json"), ("--status-out", "status.json"), ("--polls-out", "polls.jsonl")]),
-    "archive": ("archive every token with its attachments and logs",
-                [("--tokens", "tokens.json"), ("--out", "tokens_<type>.tar.gz")]),
-    "report": ("draw the run: token states over time and run time per token",
-               [("--status", "status.json"), ("--polls", "polls.jsonl"), ("--archive", "the archive"),
-                ("--out", "report.html")]),
+                    [("--tokens", "tokens.json", True), ("--out", "attachments.json", True)]),
+    "pilot": ("run one local pilot until none of the step's tokens is left to do",
+              [("--obsid", "the observation whose tokens it runs", False), ("--out", "pilot report (JSON)", True),
+               ("--workdir", "folder for the per-token work folders", False)]),
+    "wait": ("wait until the step is complete; reset stale locks, retry errors, check results",
+             [("--tokens", "tokens.json", True), ("--status-out", "status.json", True),
+              ("--polls-out", "polls.jsonl", True), ("--results-out", "results.json", True)]),
+    "archive": ("archive every token of the step with its attachments and logs",
+                [("--tokens", "tokens.json", True), ("--out", "tokens_<type>.tar.gz", True)]),
+    "report": ("draw the run: per step, a timeline, throughput, failures and every token",
+               [("--title", "the page's title", True), ("--out", "report.html", True)]),
 }
 
 
@@ -46,23 +52,35 @@ def register(subparsers) -> None:
         sub = steps.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", action="append", required=True, metavar="FILE",
                          help="config.yaml; repeat to merge overlays in order, as snakemake --configfile does")
-        for option, what in files:
-            sub.add_argument(option, required=True, metavar="PATH", help=what)
-        sub.add_argument("--log", metavar="FILE", help="also write the step's log to FILE")
+        sub.add_argument("--pipeline-step", metavar="NAME",
+                         help="which step of a pipeline (default: the only one of a one-step configuration)")
+        for option, what, required in files:
+            sub.add_argument(option, required=required, metavar="PATH", help=what)
+        if name == "tokens":
+            sub.add_argument("--field", action="append", default=[], metavar="NAME=RESULTS",
+                             help="fill token field NAME with the results of an earlier step (its results.json)")
         if name == "pilot":
-            sub.add_argument("--workdir", help="folder for the per-token work folders")
+            sub.add_argument("--index", type=int, default=0, help="this pilot's number; pilot 0 logs the progress")
+        if name == "wait":
+            sub.add_argument("--pilot-report", action="append", default=[], metavar="PATH",
+                             help="a local pilot's report, removed when the wait fails so that a rerun runs pilots")
+        if name == "report":
+            sub.add_argument("--section", nargs=3, action="append", default=[], metavar=("STEP", "STATUS", "ARCHIVE"),
+                             help="one step's name, status.json and archive; repeat for each step")
+        sub.add_argument("--log", metavar="FILE", help="also write the step's log to FILE")
         sub.set_defaults(func=run_step)
 
 
 def run_step(args) -> int:
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if args.log:
-        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(args.log, mode="w"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format=f"%(asctime)s {args.step}: %(message)s", datefmt="%H:%M:%S")
+    config = load_configs(args.config)
+    names = step_names(config)
+    name = args.pipeline_step or names[0]
+    if args.pipeline_step is None and len(names) > 1 and args.step != "report":
+        raise ConfigError(f"the configuration has {len(names)} steps ({', '.join(names)}): name one "
+                          "with --pipeline-step")
+    setup_logging(f"{name} {args.step}", args.log)
     try:
-        return _run(args)
+        return _run(args, step_settings(config, name))
     except LrtError as error:
         if args.log:  # the rule's log is where Snakemake points the user; stderr gets it from main
             with open(args.log, "a") as log:
@@ -70,33 +88,40 @@ def run_step(args) -> int:
         raise
 
 
-def _run(args) -> int:
-    config = load_configs(args.config)
+def _run(args, settings: dict) -> int:
     if args.step == "srmlist":
-        summary = srm.srmlist_step(config, args.srm_out, args.summary_out)
-        logging.info("%s: %d files of %s at %s", config["srm_file"], summary["files"], summary["obsid"], summary["site"])
+        summary = srm.srmlist_step(settings, args.source, args.inputs_out, args.srm_out, args.summary_out)
+        logging.info("%d inputs of %s", summary["files"], summary["obsid"])
     elif args.step == "chunks":
-        index = srm.chunks_step(config, args.srm, args.out_dir)
-        logging.info("%d chunks of at most %d subbands", len(index), config["chunk_size"])
+        index = srm.chunks_step(settings, args.inputs, Path(args.out).parent)
+        logging.info("%d chunks of %s subbands", len(index), settings["chunk_size"] or "all")
     elif args.step == "design":
-        info = tokens.design_step(config, args.out)
+        info = tokens.design_step(settings, args.out)
         logging.info("%s in %s %s", info["design"], info["database"], "written" if info["written"] else "up to date")
     elif args.step == "tokens":
-        result = tokens.tokens_step(config, args.chunks, args.out)
-        logging.info("created %d tokens, found %d already there", result["created"], result["found"])
+        fields = dict(_pair(item) for item in args.field)
+        result = tokens.tokens_step(settings, args.chunks, args.out, fields)
+        logging.info("%d tokens: %d created, %d found, %d given a changed spec",
+                     len(result["ids"]), result["created"], result["found"], result["updated"])
     elif args.step == "attachments":
-        result = tokens.attachments_step(config, args.tokens, args.out)
+        result = tokens.attachments_step(settings, args.tokens, args.out)
         logging.info("attachments written per file: %s", result["attachments"] or "none configured")
     elif args.step == "pilot":
-        result = pilots.pilot_step(config, args.out, args.workdir)
+        result = pilots.pilot_step(settings, args.obsid, args.out, args.workdir, index=args.index)
         logging.info("processed %d tokens, %d failed", len(result["processed"]), len(result["failed"]))
     elif args.step == "wait":
-        status = pilots.wait_step(config, args.tokens, args.status_out, args.polls_out)
-        logging.info("finished: %s", " ".join(f"{k}={v}" for k, v in status["counts"].items()))
+        status = pilots.wait_step(settings, args.tokens, args.status_out, args.polls_out, args.results_out,
+                                  pilot_reports=args.pilot_report)
+        logging.info("complete: %s", " ".join(f"{k}={v}" for k, v in status["counts"].items()))
     elif args.step == "archive":
-        path = archive.archive_step(config, args.tokens, args.out)
-        logging.info("archived to %s", path)
+        logging.info("archived to %s", archive.archive_step(settings, args.tokens, args.out))
     elif args.step == "report":
-        path = archive.report_step(config, args.status, args.polls, args.archive, args.out)
-        logging.info("report in %s", path)
+        logging.info("report in %s", archive.report_step(args.title, args.section, args.out))
     return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not Path(path).name:
+        raise ConfigError(f"--field {text!r}: expected NAME=PATH of an earlier step's results.json")
+    return name, path

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args
+from lrt_workflow.cli.common import add_target_options, config_from_args, database, settings_for
+from lrt_workflow.couchdb import TokenStore
 from lrt_workflow.errors import ConfigError
 from lrt_workflow.srmlist import chunk_plan, read_srm_file
-from lrt_workflow.steps.srm import subband_pattern
+from lrt_workflow.steps import subband_pattern
 from lrt_workflow.steps.tokens import build_tokens
 from lrt_workflow.token import load_token_config
 
@@ -37,29 +38,33 @@ def register(subparsers) -> None:
 
 def cmd_create(args) -> int:
     config = config_from_args(args)
-    token_section = dict(config.get("token") or {})
+    settings = settings_for(config, step=args.step, token_type=args.token_type)
+    token_section = {"fields": {}, "command": None, **(settings.get("token") or {})}
+    token_section["type"] = args.token_type or token_section.get("type")
     template = args.template or token_section.get("template")
+    if not token_section["type"]:
+        raise ConfigError("no token type: pass --type, or --step of the configuration")
     if not template:
-        raise ConfigError("no token configuration: pass --template or set token.template in config.yaml")
-    pattern = dict(config.get("subband_pattern") or {})
+        raise ConfigError("no token configuration: pass --template, or --step of the configuration")
+    pattern = dict(settings.get("subband_pattern") or {})
     if args.pattern_prefix:
         pattern["prefix"] = args.pattern_prefix
     if args.pattern_suffix:
         pattern["suffix"] = args.pattern_suffix
-    size = args.size or config.get("chunk_size", 10)
+    size = args.size or settings.get("chunk_size") or 10
     builder = load_token_config(template)
     parsed = read_srm_file(args.srm_file, pattern=subband_pattern({"subband_pattern": pattern}))
     missing = [name for name in args.attach if not Path(name).is_file()]
     if missing:
         raise ConfigError(f"attachment files not found: {', '.join(missing)}")
     attachments = {os.path.basename(name): Path(name).read_bytes() for name in args.attach}
-    store = store_from_args(args, config)
-    settings = {"token": {**token_section, "type": store.token_type}}
     chunks = chunk_plan(parsed.links, size)
-    tokens = build_tokens(settings, builder.data, parsed.obsid, [chunk["name"] for chunk in chunks])
+    tokens = build_tokens({"token": token_section}, builder.data, parsed.obsid, [chunk["name"] for chunk in chunks])
     files = {token["_id"]: {"srm.txt": "".join(f"{url}\n" for url in chunk["links"]).encode(), **attachments}
              for token, chunk in zip(tokens, chunks)}
-    store.ensure_design()
-    report = store.create(tokens, files, overwrite=args.overwrite)
+    with database(args, config) as db:  # only now: bad input never touches CouchDB
+        store = TokenStore(db, token_section["type"])
+        store.ensure_design()
+        report = store.create(tokens, files, overwrite=args.overwrite)
     print(f"{parsed.obsid}: {len(tokens)} chunks of {size}; {report}")
     return 0

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 
-from lrt_workflow.cli.common import add_target_options, config_from_args, store_from_args
+from lrt_workflow.cli.common import (
+    add_target_options,
+    config_from_args,
+    database,
+    one_store,
+    settings_for,
+    setup_logging,
+)
 from lrt_workflow.pilot import Worker
 from lrt_workflow.steps.tokens import job_command
 
@@ -38,25 +44,28 @@ def register(subparsers) -> None:
 
 
 def cmd_worker(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s lrt worker: %(message)s")
+    setup_logging("lrt worker")
     config = config_from_args(args)
-    pilots = config.get("pilots") or {}
-    lease = args.lease_seconds or pilots.get("lease_seconds", 3600)
     if args.design and not args.token_type:
         args.token_type = args.design
-    worker = Worker(
-        store_from_args(args, config, design=args.design),
-        args.command or job_command(config),
-        view=args.view,
-        workdir=args.workdir,
-        max_token_seconds=args.max_token_seconds or pilots.get("max_token_seconds"),
-        lease_seconds=lease,
-        heartbeat_seconds=args.heartbeat_seconds,
-        keep_workdirs=args.keep_workdirs,
-    )
-    report = worker.run(max_tokens=args.max_tokens)
+    with database(args, config) as db:
+        store = one_store(args, config, db, design=args.design)
+        settings = settings_for(config, step=args.step, token_type=store.token_type)
+        pilots = settings.get("pilots") or {}
+        worker = Worker(
+            store,
+            args.command or job_command(settings),
+            view=args.view,
+            workdir=args.workdir,
+            max_token_seconds=args.max_token_seconds or pilots.get("max_token_seconds"),
+            lease_seconds=args.lease_seconds or pilots.get("lease_seconds", 3600),
+            heartbeat_seconds=args.heartbeat_seconds,
+            keep_workdirs=args.keep_workdirs,
+        )
+        report = worker.run(max_tokens=args.max_tokens)
     print(f"lrt worker {worker.worker_id}: {report}")
     if report.released:
         print(f"released token {report.released} on a stop signal")
         return 143
     return 0
+

@@ -6,7 +6,13 @@ Each field is taken from the first source that has it, in this order:
 2. the environment: ``PICAS_USER``, ``PICAS_PASSWORD``, ``PICAS_DATABASE``, ``PICAS_URL``;
 3. a ``~/.picasrc``-style file of ``key=value`` lines (``PICASRC`` names another);
 4. the ``couchdb`` section of ``config.yaml`` (never a password: that file is
-   shared and committed, so a password there is refused).
+   shared and committed, so a password there is refused);
+5. the picas client's own settings, ``~/.config/picas/conf.yml`` (written by
+   ``picas-cli init``): its user and password, for its server only, and its
+   server and database when nothing above names them. Its password is
+   encrypted with the key in ``~/.config/picas/key.dat``; it is read when the
+   ``cryptography`` package is installed (it is wherever picas is), and
+   otherwise must come from 2 or 3.
 
 The password is kept out of ``repr``, ``str`` and every URL we print.
 """
@@ -20,9 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+import yaml
+
 from lrt_workflow.errors import CredentialsError
 
 FIELDS = ("user", "password", "database", "url")
+#: The picas client's settings file, below the home folder.
+PICAS_CONF = ".config/picas/conf.yml"
 ENVIRONMENT = {name: f"PICAS_{name.upper()}" for name in FIELDS}
 DEFAULT_PICASRC = "~/.picasrc"
 
@@ -129,7 +139,43 @@ def load_credentials(
         result = result.merged_over(read_picasrc(rc_path))
     elif named:
         raise CredentialsError(f"credentials file {rc_path} does not exist")
-    return result.merged_over(from_config(config))
+    result = result.merged_over(from_config(config))
+    picas = from_picas_conf(Path(environ.get("HOME") or Path.home()) / PICAS_CONF)
+    if picas.url and (not result.url or _same_server(result.url, picas.url)):
+        result = result.merged_over(picas)
+    return result
+
+
+def _same_server(one: str, other: str) -> bool:
+    return one.rstrip("/") == other.rstrip("/")
+
+
+def from_picas_conf(path: Path) -> PicasCredentials:
+    """The picas client's settings (``host_url``, ``database``, ``username``, ``encrypted_password``),
+    or nothing when the file is missing or unreadable. Its password is decrypted when it can be."""
+    try:
+        settings = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return PicasCredentials()
+    if not isinstance(settings, Mapping):
+        return PicasCredentials()
+    return PicasCredentials(user=settings.get("username") or None, database=settings.get("database") or None,
+                            url=settings.get("host_url") or None,
+                            password=_decrypted(settings.get("encrypted_password"), path.with_name("key.dat")))
+
+
+def _decrypted(token, key_path: Path) -> str | None:
+    """The picas client's Fernet-encrypted password, when its key and the ``cryptography`` package are here."""
+    if not token:
+        return None
+    try:
+        from cryptography.fernet import Fernet, InvalidToken  # noqa: PLC0415 - optional: only picas users have it
+    except ImportError:
+        return None
+    try:
+        return Fernet(key_path.read_bytes()).decrypt(str(token).encode()).decode()
+    except (OSError, ValueError, InvalidToken):
+        return None
 
 
 # The classic names from the original tools.

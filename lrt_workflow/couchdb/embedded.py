@@ -9,6 +9,12 @@ running server. It is what lets a second ``start`` find the running server
 instead of starting another, and what lets ``stop`` signal exactly that PID.
 Start and stop hold an exclusive lock on the data folder while they work, so
 two of them racing cannot both launch a server.
+
+The workflow and the ``lrt`` commands share the server through `session`:
+each registers itself as a user, the first starts the server, and the last
+to leave stops it. A user that died (a killed run) no longer counts. A server
+started by hand (``lrt couchdb start``) has a user that never leaves, so only
+``lrt couchdb stop`` stops it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from lrt_workflow.files import write_json
 EMBEDDED = "embedded"
 DEFAULT_DATA_DIR = ".lrt/couchdb"
 STATE_FILE = "server.json"
+USERS_DIR = "users"
+#: The user of a server started by hand: it never leaves.
+BY_HAND = "by-hand"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +111,26 @@ def pid_alive(pid: int) -> bool:
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
     return True
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, which tells a reused PID from its first owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_process() -> str:
+    """This process as a user of the server: its PID and start time."""
+    return f"{os.getpid()}-{_start_time(os.getpid())}"
+
+
+def _user_alive(name: str) -> bool:
+    if name == BY_HAND:
+        return True
+    pid, _, started = name.partition("-")
+    return pid.isdigit() and pid_alive(int(pid)) and _start_time(int(pid)) == started
 
 
 def is_pouchdb_process(pid: int) -> bool:
@@ -179,16 +208,20 @@ class EmbeddedServer:
         caller that found a running server knows not to stop it afterwards.
         """
         with self._exclusive():
-            state = self.read_state()
-            if state and is_pouchdb_process(state.pid):
-                if self._wait_until_answering(state, timeout=min(timeout, 10.0)):
-                    return state, False
-                raise ServerError(
-                    f"pouchdb-server pid {state.pid} for {self.data_dir} is running but does not answer at "
-                    f"{state.url}; stop it with 'lrt couchdb stop --data-dir {self.data_dir}' and start again."
-                )
-            self.state_file.unlink(missing_ok=True)  # stale: its process is gone
-            return self._launch(timeout), True
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> tuple[ServerState, bool]:
+        """`start`, under the exclusive lock."""
+        state = self.read_state()
+        if state and is_pouchdb_process(state.pid):
+            if self._wait_until_answering(state, timeout=min(timeout, 10.0)):
+                return state, False
+            raise ServerError(
+                f"pouchdb-server pid {state.pid} for {self.data_dir} is running but does not answer at "
+                f"{state.url}; stop it with 'lrt couchdb stop --data-dir {self.data_dir}' and start again."
+            )
+        self.state_file.unlink(missing_ok=True)  # stale: its process is gone
+        return self._launch(timeout), True
 
     def _launch(self, timeout: float) -> ServerState:
         node = find_node()
@@ -254,21 +287,57 @@ class EmbeddedServer:
             return "(no log)"
 
     def stop(self, timeout: float = 15.0) -> ServerState | None:
-        """Stop the recorded server. Returns its state, or None if none was running.
+        """Stop the recorded server, whoever uses it. Returns its state, or None if none was running.
 
         A state file whose process is gone is removed, so the next start is clean.
         """
         with self._exclusive():
-            state = self.read_state()
-            if state is None:
-                return None
-            if is_pouchdb_process(state.pid):
-                self._terminate(state.pid, timeout)
-                stopped = state
-            else:
-                stopped = None
-            self.state_file.unlink(missing_ok=True)
-            return stopped
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float = 15.0) -> ServerState | None:
+        """`stop`, under the exclusive lock."""
+        for entry in self._users():
+            entry.unlink(missing_ok=True)
+        state = self.read_state()
+        if state is None:
+            return None
+        stopped = None
+        if is_pouchdb_process(state.pid):
+            self._terminate(state.pid, timeout)
+            stopped = state
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    # --- sharing the server ----------------------------------------------------------
+
+    def acquire(self, user: str | None = None, timeout: float = 60.0) -> ServerState:
+        """Start the server unless it runs, and count ``user`` (by default this process) among its users."""
+        with self._exclusive():
+            state, _ = self._start(timeout)
+            (self.data_dir / USERS_DIR).mkdir(exist_ok=True)
+            (self.data_dir / USERS_DIR / (user or this_process())).touch()
+        return state
+
+    def release(self, user: str | None = None) -> bool:
+        """Stop counting ``user``; stop the server when no live user is left. True if it was stopped."""
+        with self._exclusive():
+            (self.data_dir / USERS_DIR / (user or this_process())).unlink(missing_ok=True)
+            if any(_user_alive(entry.name) for entry in self._users()):
+                return False
+            return self._stop() is not None
+
+    @contextlib.contextmanager
+    def session(self, timeout: float = 60.0):
+        """The server, running for the body: started if need be, stopped after if nobody else uses it."""
+        state = self.acquire(timeout=timeout)
+        try:
+            yield state
+        finally:
+            self.release()
+
+    def _users(self) -> list[Path]:
+        folder = self.data_dir / USERS_DIR
+        return sorted(folder.iterdir()) if folder.is_dir() else []
 
     @staticmethod
     def _terminate(pid: int, timeout: float) -> None:

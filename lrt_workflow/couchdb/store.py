@@ -139,20 +139,27 @@ def _existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[
 
 
 class TokenStore:
-    """The tokens of one type in one database, and the design document that indexes them."""
+    """The tokens of one type in one database, and the design document that indexes them.
 
-    def __init__(self, db, token_type: str, *, design: str | None = None, batch_size: int = BATCH_SIZE):
+    With ``obsid``, the views are read for that observation only: its counts,
+    its ids and the tokens a worker claims. Writes address tokens by id either way.
+    """
+
+    def __init__(self, db, token_type: str, *, design: str | None = None, batch_size: int = BATCH_SIZE,
+                 obsid: str | None = None):
         self.db = db
         self.token_type = views.check_type(token_type)
         self.design = design or token_type
         self.batch_size = batch_size
+        self.obsid = obsid
 
     @property
     def design_id(self) -> str:
         return f"_design/{self.design}"
 
     def __repr__(self) -> str:
-        return f"TokenStore({self.db.database_name!r}, {self.token_type!r})"
+        scope = f", obsid={self.obsid!r}" if self.obsid else ""
+        return f"TokenStore({self.db.database_name!r}, {self.token_type!r}{scope})"
 
     # --- the design document -------------------------------------------------
 
@@ -213,20 +220,30 @@ class TokenStore:
         response = _request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
         return response.json()["rows"]
 
-    def ids(self, view: str = "todo") -> list[str]:
-        return [row["id"] for row in self.view_rows(view)]
+    def _scope(self) -> dict:
+        """The key range of this store's observation in the views keyed [OBSID, ...]."""
+        return {"startkey": [self.obsid], "endkey": [self.obsid, {}]} if self.obsid else {}
+
+    def ids(self, view: str = "todo", *, limit: int | None = None) -> list[str]:
+        """The ids of a view's tokens (of this observation, with ``obsid``)."""
+        params = {"limit": limit} if limit else {}
+        return [row["id"] for row in self.view_rows(view, **self._scope(), **params)]
 
     def counts(self) -> dict[str, int]:
         """``{todo, locked, done, error, total}`` from one reduce request."""
-        rows = self.view_rows(views.OVERVIEW, group=True)
         counts = dict.fromkeys(views.STATES, 0)
-        counts.update({row["key"]: row["value"] for row in rows})
+        if self.obsid:
+            rows = self.view_rows(views.BY_OBSERVATION, group=True, **self._scope())
+            counts.update({row["key"][1]: row["value"] for row in rows})
+        else:
+            counts.update({row["key"]: row["value"] for row in self.view_rows(views.OVERVIEW, group=True)})
         counts["total"] = sum(counts[state] for state in views.STATES)
         return counts
 
     def all_ids(self) -> list[str]:
-        """Every token of this type, whatever its state."""
-        return [row["id"] for row in self.view_rows(views.OVERVIEW, reduce=False)]
+        """Every token of this type (of this observation, with ``obsid``), whatever its state."""
+        view = views.BY_OBSERVATION if self.obsid else views.OVERVIEW
+        return [row["id"] for row in self.view_rows(view, reduce=False, **self._scope())]
 
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
         return _fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
@@ -329,17 +346,21 @@ class TokenStore:
             changed.extend(saved)
         raise UpdateConflict(f"{len(pending)} tokens kept changing while being updated: {', '.join(pending[:10])}")
 
-    def attach(self, name: str, data: bytes, ids: Sequence[str] | None = None, content_type: str = "text/plain") -> list[str]:
+    def attach(self, name: str, data: bytes, ids: Sequence[str] | None = None, content_type: str = "text/plain",
+               *, unfinished_only: bool = False) -> list[str]:
         """Attach the same file to many tokens in bulk (all tokens of the type by default).
 
         A token that already holds identical content is left alone, so
-        attaching again on a rerun writes nothing.
+        attaching again on a rerun writes nothing; with ``unfinished_only``,
+        so is a token that is done.
         """
         ids = self.all_ids() if ids is None else list(ids)
         encoded = inline_attachment(data, content_type)
         digest = _md5_digest(data)
 
         def add(doc: dict) -> bool:
+            if unfinished_only and modifiers.state(doc) == "done":
+                return False
             current = doc.setdefault("_attachments", {}).get(name)
             if current and current.get("digest") == digest:
                 return False

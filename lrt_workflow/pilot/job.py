@@ -18,6 +18,7 @@ from lrt_workflow.archive import attachment_filename
 LOG_TAIL_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
+UPLOAD_FAILED_EXIT = 75  # EX_TEMPFAIL of <sysexits.h>: the job ran, its results could not be stored
 #: Never handed to a job: the worker's own credentials.
 SECRET_ENVIRONMENT = ("PICAS_PASSWORD", "PICAS_USER", "PICAS_URL", "PICASRC")  # a URL may hold user:password@
 #: Batch-system job ids recorded on the tokens a pilot claims: {token field: environment variable}.

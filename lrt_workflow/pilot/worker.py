@@ -47,7 +47,17 @@ from lrt_workflow.archive import attachment_filename
 from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
 from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
-from lrt_workflow.pilot.job import TIMEOUT_EXIT, die_with_parent, job_environment, pilot_job_ids, signal_group, tail
+from lrt_workflow.pilot.job import (
+    TIMEOUT_EXIT,
+    UPLOAD_FAILED_EXIT,
+    die_with_parent,
+    job_environment,
+    pilot_job_ids,
+    signal_group,
+    tail,
+)
+from lrt_workflow.pilot.upload import UploadError, upload
+from lrt_workflow.storage import StorageError
 from lrt_workflow.token import modifiers
 from lrt_workflow.token.model import inline_attachment
 
@@ -113,6 +123,7 @@ class Worker:
         self.max_scrub = max_scrub
         self.until_finished = until_finished
         self.poll_seconds = poll_seconds
+        self.base = Path.cwd()  # where plain upload paths start
         self.hostname = socket.gethostname()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pilot = pilot_job_ids()
@@ -130,7 +141,7 @@ class Worker:
     def claim(self) -> dict | None:
         """Lock one free token, or return None when the view has none left."""
         for _ in range(CLAIM_ATTEMPTS):
-            ids = [row["id"] for row in self.store.view_rows(self.view, limit=CLAIM_WINDOW)]
+            ids = self.store.ids(self.view, limit=CLAIM_WINDOW)
             if not ids:
                 return None
             random.shuffle(ids)
@@ -207,15 +218,17 @@ class Worker:
 
     # --- running ---------------------------------------------------------------
 
-    def prepare(self, token: dict) -> Path:
-        """A fresh work folder holding the token's attachments (logs excepted)."""
+    def prepare(self, token: dict) -> tuple[Path, list[str]]:
+        """A fresh work folder holding the token's attachments (logs excepted), and their file names."""
         self.root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
+        inputs = []
         for name in token.get("_attachments") or {}:
             if modifiers.is_log_attachment(name):  # a previous attempt's logs are not the job's input
                 continue
-            (workdir / attachment_filename(name)).write_bytes(self.store.get_attachment(token["_id"], name))
-        return workdir
+            inputs.append(attachment_filename(name))
+            (workdir / inputs[-1]).write_bytes(self.store.get_attachment(token["_id"], name))
+        return workdir, inputs
 
     def command_for(self, token: dict) -> str:
         command = self.command or token.get("command") or ((token.get("config.json") or {}).get("command"))
@@ -302,7 +315,7 @@ class Worker:
                 reason = str(error)
                 self.save(lambda doc: modifiers.fail(doc, reason))
                 raise
-            workdir = self.prepare(token)
+            workdir, inputs = self.prepare(token)
             if self._stop.is_set():
                 self.release("the pilot was stopped")
                 return None
@@ -310,9 +323,18 @@ class Worker:
                 return None
             threading.Thread(target=self._heartbeat, args=(stop_heartbeat, token["_id"]), daemon=True).start()
             code, stdout, stderr = self.run_job(self._token, command, workdir)
-            stop_heartbeat.set()
             if code is None:
+                stop_heartbeat.set()
                 return self._stopped(token["_id"])
+            results = None
+            if code == 0:  # the heartbeat goes on while the results are copied, which may take long
+                try:
+                    results = upload(self._token, workdir, inputs, base=self.base)
+                except (UploadError, StorageError) as error:
+                    code = UPLOAD_FAILED_EXIT
+                    stderr += f"\nlrt worker: {error}\n".encode()
+                    log.error("token %s: %s", token["_id"], error)
+            stop_heartbeat.set()
             retry = False
 
             def result(doc: dict) -> None:
@@ -320,7 +342,7 @@ class Worker:
                 doc["_attachments"] = {**(doc.get("_attachments") or {}),
                                        "stdout.log": inline_attachment(stdout),
                                        "stderr.log": inline_attachment(stderr)}
-                retry = modifiers.conclude(doc, code, self.max_scrub)
+                retry = modifiers.conclude(doc, code, self.max_scrub, results=results)
 
             if self.save(result, allow_free=True):
                 self.report.processed.append(token["_id"])

@@ -21,6 +21,7 @@ from lrt_workflow.srmlist.chunks import (
     format_ranges,
     missing_ranges,
     missing_subbands,
+    plan_chunks,
     summarise,
 )
 from lrt_workflow.srmlist.links import (
@@ -41,6 +42,6 @@ from lrt_workflow.classic.srmlist import SrmList, slice_dicts, srmlist  # noqa: 
 __all__ = [
     "SrmListError", "Site", "SITES", "FORMS", "SubbandPattern", "DEFAULT_PATTERN", "Link", "ParsedList", "Chunk",
     "MAX_FILE_BYTES", "find_obsid", "normalise_url", "parse_link", "parse_lines", "read_srm_file", "read_text_file",
-    "split_lines", "chunk", "chunk_name", "chunk_plan", "missing_ranges", "missing_subbands", "format_ranges",
+    "split_lines", "chunk", "chunk_name", "chunk_plan", "plan_chunks", "missing_ranges", "missing_subbands", "format_ranges",
     "summarise", "srmlist", "SrmList", "slice_dicts",
 ]

@@ -82,9 +82,18 @@ def format_ranges(ranges: Iterable[tuple[int, int]]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def chunk_plan(links: Iterable[Link], size: int) -> list[dict]:
-    """The chunks as plain data, for a file: name, first slot and the URLs, in order."""
-    return [{"name": c.name, "start": c.start, "links": [link.url for link in c.links]} for c in chunk(links, size)]
+def chunk_plan(links: Iterable[Link], size: int | None) -> list[dict]:
+    """The chunks of a list's links as plain data, for a file: name, first slot and the URLs, in order."""
+    return plan_chunks(((link.subband, link.url) for link in links), size)
+
+
+def plan_chunks(items: Iterable[tuple[int, str]], size: int | None) -> list[dict]:
+    """Chunks of (subband, URL) pairs as plain data; ``size`` None puts them all in one chunk,
+    named by the lowest subband."""
+    items = list(items)
+    if size is None:
+        size = max(number for number, _ in items) - min(number for number, _ in items) + 1 if items else 1
+    return [{"name": chunk_name(start), "start": start, "links": urls} for start, urls in _slots(items, size)]
 
 
 def summarise(parsed: ParsedList) -> dict:

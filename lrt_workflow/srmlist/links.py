@@ -206,6 +206,11 @@ def _split_url(text: str) -> tuple[str, str, str] | None:
     return scheme, host, rest
 
 
+def is_archive_link(url: str) -> bool:
+    """Whether ``url`` is written in one of the archive's forms (srm, gsiftp, http download, gfal)."""
+    return _split_url(url) is not None
+
+
 def parse_link(text: str, pattern: SubbandPattern | None = DEFAULT_PATTERN) -> Link:
     """Parse one URL (after `normalise_url`); raise `SrmListError` if it is not one.
 

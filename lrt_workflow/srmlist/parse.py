@@ -18,6 +18,7 @@ from lrt_workflow.srmlist.links import (
     _SCHEME,
     _known_sites,
     _shorten,
+    is_archive_link,
     normalise_url,
     parse_link,
 )
@@ -62,8 +63,10 @@ class _Verdict:
 def _url_field(line: str) -> str | None:
     """The URL text of a stripped line; None for a blank or comment line.
 
-    Some lists carry a second field (a size, a checksum) beside the URL:
-    keep the one field that is a URL.
+    Some lists carry a second field (a size, a checksum) beside the URL: keep
+    the one field that is a URL. A copy-job file has a source and a
+    destination on each line (``srm://... file:///...``): keep the one that is
+    an archive link. Two archive links on one line are a problem.
     """
     if not line or line.startswith("#"):
         return None
@@ -75,7 +78,12 @@ def _url_field(line: str) -> str | None:
         return urls[0]
     if not urls:
         raise SrmListError(f"not a URL: {_shorten(line)}")
-    raise SrmListError(f"{len(urls)} URLs on one line, expected one: {_shorten(line)}")
+    archive = [url for url in urls if is_archive_link(normalise_url(url))]
+    if len(archive) == 1:
+        return archive[0]
+    if not archive:
+        raise SrmListError(f"{len(urls)} URLs on one line and none is an archive link: {_shorten(line)}")
+    raise SrmListError(f"{len(archive)} archive links on one line, expected one: {_shorten(line)}")
 
 
 class _Checker:

@@ -18,9 +18,6 @@ from pathlib import Path
 
 from lrt_workflow.errors import LrtError
 
-DEFAULT_ARGS = ["--profile", "profiles/local"]
-
-
 class RunRefused(LrtError):
     """Another run of the workflow is active in this folder."""
 
@@ -50,15 +47,16 @@ def has_stale_lock(workdir: Path) -> bool:
 
 
 def run(args: list[str], workdir: str | os.PathLike = ".") -> int:
-    """Run Snakemake with ``args`` (the local profile by default), recovering from a killed run."""
+    """Run Snakemake with ``args``, recovering from a killed run. Snakemake loads the workflow's
+    default profile (profiles/default) by itself, whatever the arguments."""
     workdir = Path(workdir)
-    args = list(args) or list(DEFAULT_ARGS)
     command = [sys.executable, "-m", "snakemake", *args]
     others = snakemake_processes(workdir, exclude={os.getpid()})
     if others:
         raise RunRefused(
             f"another Snakemake (pid {', '.join(map(str, others))}) is running this workflow in {workdir.resolve()}; "
-            "wait for it to finish, or stop it (kill -TERM <pid>) and run again"
+            "wait for it to finish, or stop it as Ctrl-C would (kill -INT <pid>: it cancels its jobs at once, "
+            "where kill -TERM waits for them) and run again"
         )
     if has_stale_lock(workdir):
         print("lrt run: clearing the lock of an earlier run that was killed", file=sys.stderr)
@@ -68,7 +66,10 @@ def run(args: list[str], workdir: str | os.PathLike = ".") -> int:
     def forward(signum, frame):
         process.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Ctrl-C reaches Snakemake from the terminal already, being in this process group: passing it on
+    # too would interrupt Snakemake's own clean-up. A SIGTERM is for this process alone: pass it on.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
         return process.wait()
     finally:

@@ -1,46 +1,89 @@
-"""What the Snakefile itself needs at parse time and at start and end of a run.
+"""What the Snakefile itself needs: the pipeline at parse time, the paths the rules share, and the
+start and end of a run.
 
-Kept small on purpose: the Snakefile only names the outputs and starts the
-embedded server; every step of the work is an ``lrt step`` of its own.
+At parse time the configuration and every input it names are checked, all
+problems listed at once, before any job runs or anything touches CouchDB:
+the schema, the files, the srm lists and the token templates. Every step of
+the work is an ``lrt step`` of its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from lrt_workflow.config import validate_config
-from lrt_workflow.couchdb.embedded import pid_alive
 from lrt_workflow.couchdb.target import embedded_server
-from lrt_workflow.files import write_atomic
-from lrt_workflow.srmlist import find_obsid
+from lrt_workflow.errors import LrtError
+from lrt_workflow.files import read_json, write_atomic
+from lrt_workflow.pipeline import Pipeline, Step
+from lrt_workflow.steps import load_pipeline
 
-OWNER_FILE = "owner.json"
-
-
-def validate(config: dict) -> None:
-    """Validate Snakemake's config against the package's schema and fill in the defaults, in place."""
-    config.update(validate_config(config, source="config"))
-
-
-def peek_obsid(srm_file: str | os.PathLike) -> str:
-    """The OBSID for naming the output folder, read leniently.
-
-    The srmlist rule validates the list properly and reports every problem;
-    here a list too broken to name an OBSID just gets the folder ``unknown``,
-    so that rule can run and say what is wrong.
-    """
+def load(config: dict, sources: Iterable[str] = (), *, conda: bool = False) -> Pipeline:
+    """The pipeline of Snakemake's ``config``, validated with its defaults filled in (in place), and
+    its inputs checked. Any problem ends Snakemake here with the problems listed, without a traceback."""
+    label = " + ".join(str(source) for source in sources) or "config"
     try:
-        with open(srm_file, "rb") as file:
-            for raw in file.read(1 << 20).splitlines():
-                line = raw.decode("utf-8", "replace")
-                if "://" in line and (obsid := find_obsid(line.split("://", 1)[1])):
-                    return obsid
-    except OSError:
-        pass
-    return "unknown"
+        config.update(validate_config(config, source=label))
+        built = load_pipeline(config)
+    except LrtError as error:
+        sys.exit(f"lrt: error: {error}")
+    export(built, conda=conda)
+    return built
+
+
+def export(built: Pipeline, *, conda: bool = False) -> None:
+    """Tell the rules, through their environment, which Python runs the package and where the
+    configuration snapshot is. Kept out of the rules' params: a path spelled differently (``python``
+    or ``python3``) must not make finished steps run again. Under conda, each rule's own
+    environment (envs/lrt_workflow.yaml) has the package."""
+    os.environ["LRT_PYTHON"] = "python" if conda else sys.executable
+    os.environ["LRT_CONFIG"] = snapshot_path(built)
+
+
+def snapshot_path(built: Pipeline) -> str:
+    """Where the steps read the validated configuration: beside the one step's results, or, for a
+    pipeline, in the results folder that all its observations share."""
+    return f"{built.home}/config.json" if built.single else f"{built.config['results_dir']}/config.json"
+
+
+def step_input(built: Pipeline, step: Step) -> str:
+    """What a step reads: its observation's srm list, or an earlier step's results."""
+    if step.reads_results:
+        return results_file(built.step(step.input))
+    return built.config["observations"][step.observation] if not built.single else built.config["srm_file"]
+
+
+def results_file(step: Step) -> str:
+    return f"{step.dir}/results.json"
+
+
+def field_options(built: Pipeline, step: Step) -> str:
+    return " ".join(shlex.quote(f"--field={name}={results_file(built.step(origin))}")
+                    for name, origin in step.fields_from.items())
+
+
+def field_inputs(built: Pipeline, step: Step) -> list[str]:
+    return [results_file(built.step(origin)) for origin in step.fields_from.values()]
+
+
+def archive_file(step: Step) -> str:
+    return f"{step.dir}/tokens_{step.token_type}.tar.gz"
+
+
+def report_sections(built: Pipeline) -> str:
+    return " ".join(f"--section {step.name} {step.dir}/status.json {archive_file(step)}" for step in built.steps)
+
+
+def report_title(built: Pipeline) -> str:
+    if built.single:
+        return f"{built.steps[0].token_type} run of {built.steps[0].obsid}"
+    observations = ", ".join(dict.fromkeys(f"{step.observation} {step.obsid}" for step in built.steps))
+    return f"Pipeline {' > '.join(step.name for step in built.steps)} of {observations}"
 
 
 def write_config_snapshot(config: Mapping, path: str | os.PathLike) -> str:
@@ -53,41 +96,35 @@ def write_config_snapshot(config: Mapping, path: str | os.PathLike) -> str:
 
 
 def start_embedded(config: Mapping) -> None:
-    """Start the embedded server for this run unless one is running.
-
-    The run that starts it owns it and stops it at the end. A server left
-    behind by a run that was killed is adopted by the next run, which then
-    stops it; a server someone started by hand is left running.
-    """
+    """Start the embedded server for this run unless it runs, and count the run among its users;
+    `stop_embedded` stops it when no other live user (an ``lrt`` command, another run) is left."""
     server = embedded_server(config.get("couchdb"))
-    if server is None:
-        return
-    state, started = server.start()
-    owner = server.data_dir / OWNER_FILE
-    previous = json.loads(owner.read_text()) if owner.exists() else None
-    orphaned = previous and previous.get("server_pid") == state.pid and not pid_alive(previous.get("run_pid", 0))
-    if started or orphaned:
-        owner.write_text(json.dumps({"run_pid": os.getpid(), "server_pid": state.pid}) + "\n")
-    print(f"embedded CouchDB server at {state.url} (pid {state.pid}, data in {state.data_dir})")
+    if server is not None:
+        state = server.acquire()
+        print(f"embedded CouchDB server at {state.url} (pid {state.pid}, data in {state.data_dir})")
 
 
 def stop_embedded(config: Mapping) -> None:
     server = embedded_server(config.get("couchdb"))
-    if server is None:
-        return
-    owner = server.data_dir / OWNER_FILE
-    if owner.exists() and json.loads(owner.read_text()).get("run_pid") == os.getpid():
-        server.stop()
-        owner.unlink(missing_ok=True)
+    if server is not None:
+        server.release()
 
 
-def print_summary(out_dir: str | os.PathLike, token_type: str) -> None:
-    """The end of a successful run: the final counts and where the results are."""
-    out_dir = Path(out_dir)
-    status_file = out_dir / "status.json"
-    if not status_file.exists():
-        return
-    counts = json.loads(status_file.read_text())["counts"]
-    print("final counts: " + " ".join(f"{state}={counts[state]}" for state in ("todo", "locked", "done", "error", "total")))
-    print(f"archive: {out_dir / f'tokens_{token_type}.tar.gz'}")
-    print(f"report:  {out_dir / 'report.html'}")
+def print_summary(built: Pipeline) -> None:
+    """The end of a successful run: each step's counts, and where the final products and report are."""
+    for step in built.steps:
+        status_file = Path(step.dir) / "status.json"
+        if status_file.exists():
+            counts = read_json(status_file)["counts"]
+            print(f"{step.name}: " + " ".join(f"{state}={counts[state]}"
+                                              for state in ("todo", "locked", "done", "error", "total")))
+    last = built.steps[-1]
+    results = Path(results_file(last))
+    if results.exists() and (products := read_json(results)["results"]):
+        print(f"final products of {last.name} ({len(products)}):")
+        for item in products[:10]:
+            print(f"  {item['url']}")
+        if len(products) > 10:
+            print(f"  ... and {len(products) - 10} more, listed in {results}")
+    print(f"archives: {', '.join(archive_file(step) for step in built.steps)}")
+    print(f"report:   {built.home}/report.html")

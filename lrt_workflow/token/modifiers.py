@@ -19,6 +19,8 @@ claim time is the only sign of life: the old rule.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Mapping
 
@@ -26,6 +28,17 @@ from typing import Mapping
 LOG_SUFFIXES = (".log", ".out", ".err")
 #: The exit code recorded for a token whose job never reported one (its lease ran out too often).
 NO_EXIT_CODE = -1
+#: Where a pilot uploaded the job's results: the field GRID_LRT's launcher wrote, which old tools read.
+RESULTS = "Results_location"
+#: A digest of the token's spec: the fields its configuration gave it (template, command, fields).
+SPEC = "lrt_spec"
+#: The fields the token's lifecycle owns: identity, state, history, and what pilots record.
+#: Every other field is the token's spec.
+LIFECYCLE_FIELDS = frozenset({
+    "_id", "_rev", "_attachments", "_deleted", "type", "lock", "done", "hostname", "worker_id", "heartbeat",
+    "status", "output", "exit_code", "times", "history", "scrub_count", "last_exit_code", "error_reason",
+    RESULTS, SPEC, "slurm_job_id",
+})
 
 
 def _now(now: float | None) -> int:
@@ -42,6 +55,20 @@ def record(doc: dict, event: str, now: float | None = None, **details) -> dict:
     history.append({"event": event, "time": when, **{k: v for k, v in details.items() if v not in (None, "")}})
     doc["history"] = history
     return doc
+
+
+def state(doc: Mapping) -> str:
+    """``todo``, ``locked``, ``done`` or ``error``: the same judgement as the views' (see `views`)."""
+    if (doc.get("done") or 0) > 0:
+        code = doc.get("exit_code") if doc.get("output") in ("", None) else doc.get("output")
+        try:
+            ok = int(code) == 0
+        except (TypeError, ValueError):
+            ok = False
+        return "done" if ok and doc.get("status") != "error" else "error"
+    if (doc.get("lock") or 0) > 0:
+        return "error" if doc.get("status") == "error" else "locked"
+    return "todo"
 
 
 def is_free(doc: Mapping) -> bool:
@@ -68,6 +95,31 @@ def is_log_attachment(name: str) -> bool:
     return name.endswith(LOG_SUFFIXES)
 
 
+def spec_of(doc: Mapping) -> dict:
+    return {key: value for key, value in doc.items() if key not in LIFECYCLE_FIELDS}
+
+
+def spec_digest(doc: Mapping) -> str:
+    text = json.dumps(spec_of(doc), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_spec_digest(doc: dict) -> dict:
+    """Note on a new token the digest of its spec, so a rerun can tell whether its configuration changed."""
+    doc[SPEC] = spec_digest(doc)
+    return doc
+
+
+def respec(doc: dict, new: Mapping, now: float | None = None) -> dict:
+    """Give a token that is not done the spec of ``new`` (its configuration changed): fields that
+    left the configuration go, the others take the new values. Its state and history stay."""
+    for key in spec_of(doc):
+        doc.pop(key)
+    doc.update(spec_of(new))
+    doc[SPEC] = spec_digest(new)
+    return record(doc, "updated", now)
+
+
 def claim(doc: dict, *, worker_id: str, hostname: str, now: float | None = None, **pilot) -> dict:
     """Lock the token for one worker. ``pilot`` may name the batch job it runs in (``slurm_job_id=...``)."""
     when = _now(now)
@@ -92,11 +144,13 @@ def beat(doc: dict, now: float | None = None) -> dict:
     return doc
 
 
-def finish(doc: dict, exit_code: int, now: float | None = None) -> dict:
-    """The job ended with ``exit_code``: ``done`` when 0, else ``error``."""
+def finish(doc: dict, exit_code: int, now: float | None = None, *, results: str | None = None) -> dict:
+    """The job ended with ``exit_code``: ``done`` when 0, else ``error``; ``results`` is where they went."""
     when = _now(now)
     state = "done" if exit_code == 0 else "error"
     doc.update(status=state, output=exit_code, exit_code=exit_code, done=when)
+    if results:
+        doc[RESULTS] = results
     return record(doc, state, when, exit_code=exit_code)
 
 
@@ -105,6 +159,7 @@ def reset(doc: dict, now: float | None = None, *, drop_logs: bool = False, event
     if doc.get("done") and doc.get("output") not in ("", None):
         doc["last_exit_code"] = doc["output"]
     doc.update(lock=0, done=0, hostname="", worker_id="", output="", exit_code="", status="todo")
+    doc.pop(RESULTS, None)  # the next attempt makes new ones
     doc["scrub_count"] = int(doc.get("scrub_count") or 0) + 1
     if drop_logs and doc.get("_attachments"):
         doc["_attachments"] = {n: a for n, a in doc["_attachments"].items() if not is_log_attachment(n)}
@@ -133,13 +188,14 @@ def retry_or_keep(doc: dict, max_scrub: int | None, now: float | None = None, *,
     return True
 
 
-def conclude(doc: dict, exit_code: int, max_scrub: int | None = 0, now: float | None = None) -> bool:
+def conclude(doc: dict, exit_code: int, max_scrub: int | None = 0, now: float | None = None,
+             *, results: str | None = None) -> bool:
     """Record the end of the job; a failed one is reset for another try in the same change unless it
     was reset ``max_scrub`` times already. Returns True when it was reset for a retry.
 
     One change, so no other pilot ever sees the token finished with an error
     while a retry is still to come, and concludes that the run is over."""
-    finish(doc, exit_code, now)
+    finish(doc, exit_code, now, results=results)
     return exit_code != 0 and retry_or_keep(doc, max_scrub, now)
 
 

@@ -24,13 +24,18 @@ import re
 from lrt_workflow.errors import ConfigError
 
 STATES = ("todo", "locked", "done", "error")
+#: Counts per state of the whole type, keyed by state: the classic overview.
 OVERVIEW = "overview_view"
+#: Counts per observation and state, keyed [OBSID, state]: one observation's counts in one request.
+BY_OBSERVATION = "by_observation"
 #: Locked tokens keyed by their last sign of life (heartbeat, else claim), so stale
 #: locks are one range query whatever the number of tokens.
 LAST_SEEN = "last_seen"
 #: Views of earlier versions that a design document update removes.
 RETIRED_VIEWS = ("locked_since",)
 VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+#: A token's observation in a view key; tokens without one share the key null.
+_OBSID = "(doc.OBSID || null)"
 
 _STATE_FUNCTION = """
   function state(doc) {
@@ -57,15 +62,22 @@ def _js_string(value: str) -> str:
 
 
 def state_view(token_type: str, state: str, value: str = "doc._id") -> dict:
-    """The map-only view listing the tokens in ``state``, keyed by id."""
+    """The map-only view listing the tokens in ``state``, keyed by [OBSID, id], so that one
+    observation's tokens are one key range and the whole type is the whole view."""
     if state not in STATES:
         raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}")
-    return {"map": _map(token_type, f'if (state(doc) === "{state}") {{ emit(doc._id, {value}); }}')}
+    return {"map": _map(token_type, f'if (state(doc) === "{state}") {{ emit([{_OBSID}, doc._id], {value}); }}')}
 
 
 def overview_view(token_type: str) -> dict:
-    """Counts per state in one request: query with ``group=true``."""
-    return {"map": _map(token_type, "emit(state(doc), 1);"), "reduce": "_sum"}
+    """Counts per state in one request: query with ``group=true``. The built-in ``_count``
+    runs inside CouchDB, where a JavaScript reduce would go through its JavaScript engine."""
+    return {"map": _map(token_type, "emit(state(doc), 1);"), "reduce": "_count"}
+
+
+def by_observation_view(token_type: str) -> dict:
+    """Counts per observation and state: query with ``group=true`` and the observation's key range."""
+    return {"map": _map(token_type, f"emit([{_OBSID}, state(doc)], 1);"), "reduce": "_count"}
 
 
 def last_seen_view(token_type: str) -> dict:
@@ -77,14 +89,15 @@ def last_seen_view(token_type: str) -> dict:
 
 
 def standard_views(token_type: str) -> dict:
-    """All views of ``_design/<type>``. ``todo`` emits the id as key and value:
-    the original launcher reads the value, the ``picas`` client the row id."""
+    """All views of ``_design/<type>``. ``todo`` emits the id as its value and every row names its
+    document: the original launcher reads the value, the ``picas`` client the row id."""
     return {
         "todo": state_view(token_type, "todo"),
         "locked": state_view(token_type, "locked", "doc.status"),
         "done": state_view(token_type, "done"),
         "error": state_view(token_type, "error", "doc.status"),
         OVERVIEW: overview_view(token_type),
+        BY_OBSERVATION: by_observation_view(token_type),
         LAST_SEEN: last_seen_view(token_type),
     }
 
