@@ -82,6 +82,18 @@ def test_three_chunk_observation_runs_to_completion_and_a_second_run_does_nothin
     again = snakemake(folder, env=target.environment)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # The attachments step again, as a rerun after a failure repeats it: no token is rewritten.
+    with target.serving(folder):
+        revisions = {t["_id"]: t["_rev"] for t in target.tokens(folder)}
+        step = subprocess.run(
+            [sys.executable, "-m", "lrt_workflow", "step", "attachments", "--config", str(out(folder) / "config.json"),
+             "--tokens", str(out(folder) / "tokens.json"), "--out", str(tmp_path / "attachments-again.json")],
+            cwd=folder, capture_output=True, text=True, timeout=120, env={**os.environ, **target.environment},
+        )
+        assert step.returncode == 0, step.stderr
+        assert json.loads((tmp_path / "attachments-again.json").read_text())["attachments"] == {"job.sh": 0}
+        assert {t["_id"]: t["_rev"] for t in target.tokens(folder)} == revisions
+
 
 def test_failing_job_is_retried_then_reported_with_its_id(tmp_path, workflow_couchdb):
     target = workflow_couchdb
