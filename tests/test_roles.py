@@ -157,6 +157,23 @@ def test_b_a_database_admin_runs_the_workflow_and_a_rerun_does_nothing(tmp_path,
     assert code == 0 and "Nothing to be done" in output, output[-3000:]
 
 
+def test_b_a_database_admin_without_a_database_is_told_a_server_admin_must_create_it(tmp_path,
+                                                                                      workflow_couchdb_for):
+    target = workflow_couchdb_for("picas", create=False)
+    folder = write_project(tmp_path, target)
+
+    code, output = run_workflow(folder, target)
+
+    # CouchDB 3 answers the non-admin's PUT /db with "401 You are not a server admin.": the
+    # database is missing, the password is right, and the message must say so.
+    assert code != 0
+    assert target.database not in target.server.databases()
+    assert f"database {target.database!r} does not exist" in output and "only a server admin may create it" in output, \
+        output[-3000:]
+    assert "check the user and password" not in output, output[-3000:]
+    assert_password_nowhere(folder, target)
+
+
 # --- c) a database member only ----------------------------------------------------------------------------
 
 
