@@ -32,6 +32,14 @@ from servers import Account, TestServer
 _database_numbers = itertools.count()
 
 
+def pytest_configure(config):
+    """A misspelt LRT_TEST_COUCHDB stops the run instead of quietly skipping every CouchDB test."""
+    try:
+        servers.kind()
+    except servers.Unavailable as wrong:
+        raise pytest.UsageError(str(wrong)) from None
+
+
 def database_name(request, prefix: str = "t") -> str:
     """A database name of this test's own (CouchDB's rule: lower case, starting with a letter)."""
     slug = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
