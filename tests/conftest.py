@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import secrets
+import signal
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,20 @@ _database_numbers = itertools.count()
 
 
 def pytest_configure(config):
-    """A misspelt LRT_TEST_COUCHDB stops the run instead of quietly skipping every CouchDB test."""
+    """A misspelt LRT_TEST_COUCHDB stops the run instead of quietly skipping every CouchDB test.
+
+    And SIGTERM (a CI job cancelled or timed out) ends the session the way Ctrl-C does, so the
+    fixtures' finalizers still stop every server they started."""
     try:
         servers.kind()
     except servers.Unavailable as wrong:
         raise pytest.UsageError(str(wrong)) from None
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum, frame):
+    pytest.exit("stopped by SIGTERM", returncode=128 + signum)
 
 
 def database_name(request, prefix: str = "t") -> str:

@@ -18,7 +18,9 @@ Nothing in this module prints a password: an `Account` shows it as ``***``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import glob
 import os
 import secrets
@@ -26,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ KIND_VARIABLE = "LRT_TEST_COUCHDB"
 TARBALL_VARIABLE = "LRT_COUCHDB_TARBALL"
 USER_VARIABLE = "LRT_TEST_COUCHDB_USER"
 PASSWORD_VARIABLE = "LRT_TEST_COUCHDB_PASSWORD"
+FOLDER_PREFIX = "lrt-apache-couchdb."
 DEFAULT_TARBALLS = ROOT.parent / "shared" / "couchdb" / "apache-couchdb-3.5.0-*.tar.gz"
 
 
@@ -92,6 +96,23 @@ def find_tarball() -> Path:
     return Path(found[-1])
 
 
+_running: set["ApacheCouchDB"] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Whatever ends pytest short of a signal it cannot catch, no Apache CouchDB outlives it."""
+    for server in list(_running):
+        server.stop()
+
+
+def _stop_with_parent() -> None:
+    """In the child, before it execs: have the kernel send it SIGTERM when the thread that
+    started it ends, however it ends (also SIGKILL). Linux only; elsewhere a no-op."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 class ApacheCouchDB:
     """A throw-away single-node Apache CouchDB from a release tarball, on loopback.
 
@@ -121,8 +142,20 @@ class ApacheCouchDB:
     def log_file(self) -> Path:
         return self.home / "couchdb.log"
 
+    @staticmethod
+    def _sweep() -> None:
+        """Delete the folders of servers whose pytest was killed (SIGKILL leaves them behind;
+        the server itself stopped with it). Each folder names the process that owns it."""
+        for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+            with contextlib.suppress(OSError, ValueError):
+                owner = int((folder / "owner.pid").read_text())
+                if not Path(f"/proc/{owner}").exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def _unpack(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="lrt-apache-couchdb."))
+        self._sweep()
+        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        (self.folder / "owner.pid").write_text(str(os.getpid()))
         subprocess.run(["tar", "xzf", str(self.tarball), "-C", str(self.folder)], check=True)
         if not (self.home / "bin" / "couchdb").is_file():
             raise RuntimeError(f"{self.tarball} holds no couchdb/bin/couchdb")
@@ -154,12 +187,16 @@ class ApacheCouchDB:
         # HOME inside the folder, so nothing (an .erlang.cookie) is written elsewhere.
         environment = {k: v for k, v in os.environ.items()
                        if not k.startswith("PICAS") and k != PASSWORD_VARIABLE}
+        # Tied to the main thread's life only: a server (re)started by a helper thread, as in
+        # the outage test, must outlive that thread.
+        in_main_thread = threading.current_thread() is threading.main_thread()
         with open(self.home / "couchdb.stdout", "ab") as output:
             self.process = subprocess.Popen(
                 [str(self.home / "bin" / "couchdb")], cwd=self.home, stdin=subprocess.DEVNULL,
                 stdout=output, stderr=subprocess.STDOUT, env={**environment, "HOME": str(self.home)},
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_stop_with_parent if in_main_thread else None,
             )
+        _running.add(self)
         deadline = time.monotonic() + timeout
         # /_users and /_replicator appear just after /_up turns 200 (single-node set-up).
         for path in ("_up", "_users", "_replicator"):
@@ -204,6 +241,8 @@ class ApacheCouchDB:
         if not keep_folder and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+        if self.folder is None:
+            _running.discard(self)
 
 
 class TestServer:

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,25 @@ def test_apache_starts_with_its_password_off_every_command_line_and_stops_withou
     assert not Path(f"/proc/{pid}").exists(), "the server is still running"
     assert not folder.exists(), "its folder is left behind"
     assert processes_in(folder) == [], "processes of the server are left behind"
+
+
+@pytest.mark.slow
+def test_apache_stops_with_the_process_that_started_it_even_when_that_is_killed(tarball, tmp_path):
+    script = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import servers\n"
+        "apache = servers.ApacheCouchDB(servers.find_tarball(), servers.Account('admin', 'Adm-killed-1')).start()\n"
+        "print(apache.pid, apache.folder, flush=True); time.sleep(120)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script, str(ROOT / "tests")], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "LRT_COUCHDB_TARBALL": str(tarball)})
+    try:
+        pid, folder = starter.stdout.readline().split()
+    finally:
+        starter.kill()  # SIGKILL: no finalizer, no atexit
+        starter.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "the server outlived the process that started it"
+    ApacheCouchDB._sweep()  # what the next start does first
+    assert not Path(folder).exists(), "the folder of a server whose owner was killed is not cleaned up"
