@@ -1,10 +1,11 @@
 """Bad input, one broken thing at a time, through the real workflow and through the ``lrt`` command.
 
 Every case sets up a working project folder, breaks exactly one input, runs the
-real Snakemake workflow against its own embedded server, and checks the three
-promises of the README's "bad input" row: the run fails, the message names the
-problem (with file and line where there is one), and nothing reached CouchDB -
-the database the run would use does not even exist.
+real Snakemake workflow against its own embedded server (or, with LRT_TEST_COUCHDB,
+the session's server as its admin, who would be free to create the database), and
+checks the three promises of the README's "bad input" row: the run fails, the
+message names the problem (with file and line where there is one), and nothing
+reached CouchDB - the database the run would use does not even exist.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import pytest
 import requests
 import yaml
 
-from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.srmlist import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,13 @@ def good_lines(n: int = SUBBANDS) -> list[str]:
     return SRM_50.read_text().splitlines()[:n]
 
 
-def write_project(folder: Path, subbands: int = SUBBANDS) -> dict:
+@pytest.fixture
+def target(workflow_couchdb_for):
+    """Where the runs would keep their tokens: as the server admin, the database not made yet."""
+    return workflow_couchdb_for("server-admin", create=False)
+
+
+def write_project(folder: Path, target=None, subbands: int = SUBBANDS) -> dict:
     """A working project folder; returns its config (written by `save_config`) for a case to break."""
     example = folder / "example"
     example.mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,8 @@ def write_project(folder: Path, subbands: int = SUBBANDS) -> dict:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["wait"]["poll_seconds"] = 1
     config["pilots"]["count"] = 2
+    if target is not None:  # else couchdb.url: embedded, the shipped default
+        config["couchdb"].update(target.config)
     return config
 
 
@@ -62,31 +70,11 @@ def clean_environment(home: Path, **extra: str) -> dict:
     return {**env, "HOME": str(home), **extra}
 
 
-def snakemake(folder: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def snakemake(folder: Path, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
                "--profile", str(ROOT / "profiles" / "local")]
     return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout,
-                          env=env or clean_environment(folder))
-
-
-def couchdb_contents(folder: Path, database: str = "lrt") -> tuple[list[str], list[dict] | None]:
-    """(every non-system database, the tokens of ``database`` or None if it does not exist)
-    on the folder's embedded server, started briefly for the look."""
-    server = EmbeddedServer(folder / ".lrt" / "couchdb")
-    state, started = server.start()
-    try:
-        dbs = [name for name in requests.get(f"{state.url}_all_dbs", timeout=30).json() if not name.startswith("_")]
-        response = requests.get(f"{state.url}{database}/_all_docs", params={"include_docs": "true"}, timeout=30)
-        if response.status_code == 404:
-            return dbs, None
-        return dbs, [row["doc"] for row in response.json()["rows"] if not row["id"].startswith("_design/")]
-    finally:
-        if started:
-            server.stop()
-
-
-def database_tokens(folder: Path, database: str = "lrt") -> list[dict] | None:
-    return couchdb_contents(folder, database)[1]
+                          env=env)
 
 
 # --- how each case breaks its one input ---------------------------------------------------------------
@@ -176,12 +164,13 @@ CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("breaker, expected", CASES)
-def test_one_bad_input_fails_the_workflow_clearly_and_writes_nothing_to_couchdb(tmp_path, breaker, expected):
-    config = write_project(tmp_path)
+def test_one_bad_input_fails_the_workflow_clearly_and_writes_nothing_to_couchdb(tmp_path, target, breaker, expected):
+    config = write_project(tmp_path, target)
     breaker(tmp_path, config)
     save_config(tmp_path, config)
+    before = target.existing_databases()
 
-    result = snakemake(tmp_path)
+    result = snakemake(tmp_path, clean_environment(tmp_path, **target.environment))
 
     text = result.stdout + result.stderr
     assert result.returncode != 0, text[-3000:]
@@ -191,22 +180,23 @@ def test_one_bad_input_fails_the_workflow_clearly_and_writes_nothing_to_couchdb(
     assert "Traceback" not in text, text[-3000:]
     # No step that talks to CouchDB finished, and the database was never even created.
     assert not list(tmp_path.glob("results/*/design.json")) and not list(tmp_path.glob("results/*/tokens.json"))
-    databases, tokens = couchdb_contents(tmp_path)
+    tokens = target.tokens(tmp_path)
     assert tokens is None, f"the database exists, with {len(tokens)} tokens"
+    databases = target.databases(tmp_path, before)
     assert databases == [], f"databases were created: {databases}"
 
 
 @pytest.mark.slow
-def test_a_picas_url_from_the_environment_that_is_not_a_url_fails_clearly(tmp_path):
-    """The environment overrides ``couchdb.url: embedded`` (README), so the schema never sees this URL."""
-    config = write_project(tmp_path)
+def test_a_picas_url_from_the_environment_that_is_not_a_url_fails_clearly(tmp_path, target):
+    """The environment overrides ``couchdb.url`` (README), so the schema never sees this URL."""
+    config = write_project(tmp_path, target)
     save_config(tmp_path, config)
 
-    result = snakemake(tmp_path, env=clean_environment(tmp_path, PICAS_URL="not a url"))
+    result = snakemake(tmp_path, env=clean_environment(tmp_path, **target.environment, PICAS_URL="not a url"))
 
     text = result.stdout + result.stderr
     assert result.returncode != 0
-    assert database_tokens(tmp_path) is None
+    assert target.tokens(tmp_path) is None
     assert "lrt: error:" in text and "'not a url'" in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
 
@@ -214,9 +204,9 @@ def test_a_picas_url_from_the_environment_that_is_not_a_url_fails_clearly(tmp_pa
 # --- the same refusals from the lrt command, without Snakemake -----------------------------------------
 
 
-def lrt(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def lrt(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lrt_workflow", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env=clean_environment(cwd))
+                          text=True, timeout=120, env=clean_environment(cwd, **(env or {})))
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -> None:
@@ -277,10 +267,12 @@ def test_tokens_create_refuses_bad_input_before_touching_couchdb(tmp_path, couch
     breaker(tmp_path, config)
 
     result = lrt("tokens", "create", SRM, "--template", "example/token.json", "--type", "demo",
-                 "--url", couchdb_server.url, "--database", database.database_name, cwd=tmp_path)
+                 "--url", couchdb_server.url, "--database", database.database_name, cwd=tmp_path,
+                 env=couchdb_server.environment())
 
     assert_one_line_error(result, *expected)
-    docs = requests.get(f"{couchdb_server.url}{database.database_name}/_all_docs", timeout=30).json()["rows"]
+    docs = requests.get(f"{couchdb_server.url}{database.database_name}/_all_docs", auth=couchdb_server.auth,
+                        timeout=30).json()["rows"]
     assert docs == [], "tokens create wrote to the database"
 
 
@@ -288,10 +280,12 @@ def test_tokens_create_refuses_a_token_type_couchdb_would_reject(tmp_path, couch
     write_project(tmp_path)
 
     result = lrt("tokens", "create", SRM, "--template", "example/token.json", "--type", "bad type!",
-                 "--url", couchdb_server.url, "--database", database.database_name, cwd=tmp_path)
+                 "--url", couchdb_server.url, "--database", database.database_name, cwd=tmp_path,
+                 env=couchdb_server.environment())
 
     assert_one_line_error(result, "token type 'bad type!' is not valid")
-    docs = requests.get(f"{couchdb_server.url}{database.database_name}/_all_docs", timeout=30).json()["rows"]
+    docs = requests.get(f"{couchdb_server.url}{database.database_name}/_all_docs", auth=couchdb_server.auth,
+                        timeout=30).json()["rows"]
     assert docs == [], "not even a design document may be written"
 
 

@@ -65,14 +65,14 @@ def test_unauthenticated_access_is_refused_clearly(secured_server):
     url, _, _ = secured_server
     client = connect(PicasCredentials(url=url))
     with pytest.raises(AuthenticationFailed, match="refused"):
-        open_database(client, "secured")
+        open_database(client, secured_server.database)
 
 
 def test_unauthenticated_bulk_write_is_refused_clearly(secured_server, couchdb_client):
     url, user, password = secured_server
     from cloudant.database import CouchDatabase
 
-    anonymous = CouchDatabase(connect(PicasCredentials(url=url)), "secured")
+    anonymous = CouchDatabase(connect(PicasCredentials(url=url)), secured_server.database)
     with pytest.raises(AuthenticationFailed):
         TokenStore(anonymous, "pref").create([{"_id": "pref_L1_SB000", "type": "pref"}])
 
@@ -80,7 +80,7 @@ def test_unauthenticated_bulk_write_is_refused_clearly(secured_server, couchdb_c
 def test_right_password_is_accepted(secured_server):
     url, user, password = secured_server
     client = connect(PicasCredentials(user=user, password=password, url=url))
-    store = TokenStore(open_database(client, "secured"), "pref")
+    store = TokenStore(open_database(client, secured_server.database), "pref")
     store.ensure_design()
     assert store.counts()["total"] == 0
 
@@ -95,4 +95,4 @@ def test_tls_verification_is_on_unless_turned_off_explicitly_with_a_warning():
 
 
 def test_verify_tls_setting_reaches_the_session(couchdb_server):
-    assert connect(PicasCredentials(url=couchdb_server.url)).r_session.verify is True
+    assert connect(couchdb_server.credentials()).r_session.verify is True

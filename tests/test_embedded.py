@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -112,9 +113,11 @@ def test_documents_survive_a_restart(server):
     assert call("GET", "kept/token42")["_id"] == "token42"
 
 
-def test_configured_port_in_use_is_a_clear_error(tmp_path, couchdb_server):
-    with pytest.raises(ServerError, match=f"port {couchdb_server.port} .* already in use"):
-        EmbeddedServer(tmp_path / "other", port=couchdb_server.port).start()
+def test_configured_port_in_use_is_a_clear_error(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as listening:  # whatever server the session's tests use
+        port = listening.getsockname()[1]
+        with pytest.raises(ServerError, match=f"port {port} .* already in use"):
+            EmbeddedServer(tmp_path / "other", port=port).start()
 
 
 def test_configured_port_is_used(tmp_path):

@@ -1,6 +1,6 @@
 """The password never leaks: not in logs, Snakemake's metadata, tokens, archives, command lines or errors.
 
-The real workflow runs against an embedded server that requires a password,
+The real workflow runs against a server that requires a password (``secured_server``),
 given only through the environment, and every place it could end up is searched.
 """
 
@@ -24,13 +24,13 @@ SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
 pytestmark = pytest.mark.slow
 
 
-def project(folder: Path, url: str) -> Path:
+def project(folder: Path, url: str, database: str) -> Path:
     (folder / "example").mkdir()
     (folder / "example" / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:20]) + "\n")
     shutil.copy(ROOT / "example" / "token.json", folder / "example" / "token.json")
     shutil.copy(ROOT / "example" / "job.sh", folder / "example" / "job.sh")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["couchdb"].update(url=url, database="secured")
+    config["couchdb"].update(url=url, database=database)
     # the job shows its whole environment in stdout.log, which is archived and searched below
     config["token"]["command"] = 'env; sleep 1.5; bash "$JOBSCRIPT"'
     config["wait"]["poll_seconds"] = 0.5
@@ -60,7 +60,7 @@ def command_lines() -> list[str]:
 
 def test_the_password_appears_nowhere(secured_server, tmp_path):
     url, user, password = secured_server
-    folder = project(tmp_path, url)
+    folder = project(tmp_path, url, secured_server.database)
     run = snakemake(folder, {"PICAS_USER": user, "PICAS_PASSWORD": password})
     seen_workers = 0
     while run.poll() is None:
@@ -85,7 +85,7 @@ def test_the_password_appears_nowhere(secured_server, tmp_path):
         for member in members:
             assert password.encode() not in tar.extractfile(member).read(), f"the password is in {member.name}"
 
-    rows = requests.get(f"{url}/secured/_all_docs", params={"include_docs": "true", "attachments": "true"},
+    rows = requests.get(f"{url}/{secured_server.database}/_all_docs", params={"include_docs": "true", "attachments": "true"},
                         auth=(user, password), timeout=30).json()["rows"]
     assert len([row for row in rows if row["doc"].get("type") == "demo"]) == 2  # 20 subbands in chunks of 10
     for row in rows:
@@ -99,7 +99,7 @@ def test_the_password_appears_nowhere(secured_server, tmp_path):
 
 def test_a_wrong_password_is_refused_clearly_without_showing_it(secured_server, tmp_path):
     url, user, password = secured_server
-    folder = project(tmp_path, url)
+    folder = project(tmp_path, url, secured_server.database)
     wrong = "Wrong-" + password
     run = snakemake(folder, {"PICAS_USER": user, "PICAS_PASSWORD": wrong})
     output, _ = run.communicate(timeout=300)
@@ -113,7 +113,7 @@ def test_a_wrong_password_is_refused_clearly_without_showing_it(secured_server, 
 
 def test_no_credentials_at_all_are_refused_clearly(secured_server, tmp_path):
     url, _, password = secured_server
-    folder = project(tmp_path, url)
+    folder = project(tmp_path, url, secured_server.database)
     output, _ = snakemake(folder, {}).communicate(timeout=300)
     assert "refused" in output and password not in output
 
@@ -124,7 +124,7 @@ def test_a_picasrc_others_can_read_is_refused_then_accepted_when_private(secured
     rc.write_text(f"user={user}\npassword={password}\n")
     os.chmod(rc, 0o644)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PICAS")}, "PICASRC": str(rc)}
-    status = [sys.executable, "-m", "lrt_workflow", "status", "--url", url, "--database", "secured"]
+    status = [sys.executable, "-m", "lrt_workflow", "status", "--url", url, "--database", secured_server.database]
     refused = subprocess.run(status, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert refused.returncode == 1 and f"chmod 600 {rc}" in refused.stderr
     assert password not in refused.stderr

@@ -37,7 +37,9 @@ def test_runactor_processes_our_tokens_and_views_show_them_done(database, couchd
     TokenSet(handler, {"Job": {"variables": {"OBSID": "L1"}}}).create_dict_tokens(
         {str(i): [f"srm://x/L1_SB{i:03d}_a.tar"] for i in range(6)}, id_append="L1", file_upload="srm.txt"
     )
-    client = PicasCouchDB(url=couchdb_server.url.rstrip("/"), db=database.database_name)
+    user, password = couchdb_server.auth or (None, "")
+    client = PicasCouchDB(url=couchdb_server.url.rstrip("/"), db=database.database_name, username=user,
+                          password=password)
     actor = RecordingActor(client, design_doc="pref")
     actor.run()
     assert sorted(startsb for _, startsb, _ in actor.seen) == [f"{i:03d}" for i in range(6)]

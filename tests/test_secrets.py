@@ -1,7 +1,8 @@
 """The password never leaks, and credentials are refused clearly when they are wrong, missing or unsafe.
 
-The real Snakemake workflow runs against `secured_server` (an embedded server
-whose database ``secured`` only its admin may use), with the user and password
+The real Snakemake workflow runs against `secured_server` (a server with a
+database only one user may use: on the embedded server its admin, elsewhere the
+usual PiCaS account, admin of that database only), with the user and password
 given only through the environment of the Snakemake process. While the pilots
 run, every process's command line (and every job's environment) is searched;
 afterwards every file of the project folder, every member of the token
@@ -54,23 +55,24 @@ def token_type(secured_server):
     url, user, password = secured_server
     name = "sec" + secrets.token_hex(4)
     yield name
-    rows = requests.get(f"{url}/secured/_all_docs", auth=(user, password), timeout=60).json()["rows"]
+    database = secured_server.database
+    rows = requests.get(f"{url}/{database}/_all_docs", auth=(user, password), timeout=60).json()["rows"]
     mine = [{"_id": row["id"], "_rev": row["value"]["rev"], "_deleted": True} for row in rows
             if row["id"].startswith(f"{name}_") or row["id"] == f"_design/{name}"]
     if mine:
-        requests.post(f"{url}/secured/_bulk_docs", json={"docs": mine}, auth=(user, password),
+        requests.post(f"{url}/{database}/_bulk_docs", json={"docs": mine}, auth=(user, password),
                       timeout=60).raise_for_status()
 
 
-def write_project(folder: Path, url: str, token_type: str, subbands: int = 20) -> Path:
-    """An observation of ``subbands`` subbands (two tokens of 10) on ``url``, database ``secured``."""
+def write_project(folder: Path, url: str, token_type: str, subbands: int = 20, *, database: str) -> Path:
+    """An observation of ``subbands`` subbands (two tokens of 10) on ``url``, in ``database``."""
     example = folder / "example"
     example.mkdir(parents=True)
     (example / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:subbands]) + "\n")
     shutil.copy(ROOT / "example" / "token.json", example / "token.json")
     shutil.copy(ROOT / "example" / "job.sh", example / "job.sh")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["couchdb"].update(url=url, database="secured")
+    config["couchdb"].update(url=url, database=database)
     config["token"].update(type=token_type, command=JOB)
     config["pilots"]["count"] = 2
     config["wait"]["poll_seconds"] = 0.5
@@ -127,16 +129,16 @@ def files_holding(folder: Path, secret: str) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
 
 
-def documents_of(url: str, auth: tuple[str, str], token_type: str) -> list[dict]:
-    """Every document of this token type in ``secured``, with its attachments inline (base64)."""
-    rows = requests.get(f"{url}/secured/_all_docs", params={"include_docs": "true", "attachments": "true"},
+def documents_of(url: str, auth: tuple[str, str], token_type: str, database: str) -> list[dict]:
+    """Every document of this token type in ``database``, with its attachments inline (base64)."""
+    rows = requests.get(f"{url}/{database}/_all_docs", params={"include_docs": "true", "attachments": "true"},
                         auth=auth, timeout=60).json()["rows"]
     return [row["doc"] for row in rows
             if row["id"].startswith(f"{token_type}_") or row["id"] == f"_design/{token_type}"]
 
 
-def ids_of(url: str, auth: tuple[str, str], token_type: str) -> list[str]:
-    rows = requests.get(f"{url}/secured/_all_docs", auth=auth, timeout=60).json()["rows"]
+def ids_of(url: str, auth: tuple[str, str], token_type: str, database: str) -> list[str]:
+    rows = requests.get(f"{url}/{database}/_all_docs", auth=auth, timeout=60).json()["rows"]
     return [row["id"] for row in rows if token_type in row["id"]]
 
 
@@ -150,7 +152,7 @@ def attachment_texts(doc: dict) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server, token_type, tmp_path):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type)
+    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
     run, stdout, stderr = start_snakemake(folder, environment(tmp_path, PICAS_USER=user, PICAS_PASSWORD=password),
                                           tmp_path / "output")
 
@@ -197,7 +199,7 @@ def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server,
             assert password.encode() not in tar.extractfile(member).read(), f"the password is in {member.name}"
 
     # Every token document and design document of this run, with every attachment.
-    docs = documents_of(url, (user, password), token_type)
+    docs = documents_of(url, (user, password), token_type, secured_server.database)
     tokens = [d for d in docs if not d["_id"].startswith("_design/")]
     assert sorted(d["_id"] for d in tokens) == [f"{token_type}_{OBSID}_SB100", f"{token_type}_{OBSID}_SB110"]
     assert all(d["status"] == "done" for d in tokens)
@@ -215,7 +217,7 @@ def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server,
 def test_a_wrong_password_is_refused_clearly_without_showing_either_password(secured_server, token_type, tmp_path):
     url, user, password = secured_server
     wrong = "Wrong-" + secrets.token_hex(8)
-    folder = write_project(tmp_path / "project", url, token_type)
+    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
 
     code, output = run_snakemake(folder, environment(tmp_path, PICAS_USER=user, PICAS_PASSWORD=wrong),
                                  tmp_path / "output")
@@ -224,20 +226,20 @@ def test_a_wrong_password_is_refused_clearly_without_showing_either_password(sec
     assert "refused" in output and url in output and "PICAS_PASSWORD" in output, output[-4000:]
     assert wrong not in output and password not in output
     assert files_holding(folder, wrong) == [] and files_holding(folder, password) == []
-    assert ids_of(url, (user, password), token_type) == [], "something was written with a refused password"
+    assert ids_of(url, (user, password), token_type, secured_server.database) == [], "something was written with a refused password"
 
 
 @pytest.mark.slow
 def test_no_credentials_at_all_are_refused_clearly(secured_server, token_type, tmp_path):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type)
+    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
 
     code, output = run_snakemake(folder, environment(tmp_path), tmp_path / "output")
 
     assert code != 0
     assert "refused" in output and "PICAS_PASSWORD" in output, output[-4000:]
     assert password not in output
-    assert ids_of(url, (user, password), token_type) == []
+    assert ids_of(url, (user, password), token_type, secured_server.database) == []
 
 
 # --- a picasrc file -----------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ def test_no_credentials_at_all_are_refused_clearly(secured_server, token_type, t
 @pytest.mark.slow
 def test_a_picasrc_others_can_read_is_refused_and_a_private_one_is_used(secured_server, token_type, tmp_path):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type)
+    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
     rc = tmp_path / "picasrc"
     rc.write_text(f"# PiCaS\nuser={user}\npassword={password}\n")
     env = environment(tmp_path, PICASRC=str(rc))
@@ -257,13 +259,13 @@ def test_a_picasrc_others_can_read_is_refused_and_a_private_one_is_used(secured_
     assert f"{rc} holds a password but is accessible by group or others (mode 0644)" in output, output[-4000:]
     assert f"chmod 600 {rc}" in output
     assert password not in output
-    assert ids_of(url, (user, password), token_type) == []
+    assert ids_of(url, (user, password), token_type, secured_server.database) == []
 
     os.chmod(rc, 0o600)
     code, output = run_snakemake(folder, env, tmp_path / "accepted")
     assert code == 0, output[-4000:]
     assert password not in output
-    tokens = [d for d in documents_of(url, (user, password), token_type) if not d["_id"].startswith("_design/")]
+    tokens = [d for d in documents_of(url, (user, password), token_type, secured_server.database) if not d["_id"].startswith("_design/")]
     assert len(tokens) == 2 and all(d["status"] == "done" for d in tokens)
     for doc in tokens:
         assert "PICASRC" not in attachment_texts(doc)["stdout.log"].decode(), "the job was told where the rc file is"
@@ -276,14 +278,14 @@ def test_a_picasrc_others_can_read_is_refused_and_a_private_one_is_used(secured_
 @pytest.mark.slow
 def test_a_password_inside_picas_url_is_not_handed_to_jobs(secured_server, token_type, tmp_path):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type)
+    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
     with_password = url.replace("://", f"://{user}:{password}@", 1)
 
     code, output = run_snakemake(folder, environment(tmp_path, PICAS_URL=with_password), tmp_path / "output")
 
     assert code == 0, output[-4000:]  # the credentials in the URL are used...
     assert password not in output
-    docs = documents_of(url, (user, password), token_type)
+    docs = documents_of(url, (user, password), token_type, secured_server.database)
     assert len([d for d in docs if d.get("status") == "done"]) == 2
     for doc in docs:  # ...but never shown
         for name, data in attachment_texts(doc).items():
@@ -389,7 +391,7 @@ def test_verify_tls_from_the_config_checks_the_certificate(secured_server, tls_p
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     monkeypatch.delenv("PICASRC", raising=False)
     monkeypatch.setenv("HOME", str(tls_proxy.cert.parent))  # no ~/.picasrc: credentials from the environment only
-    couchdb = {"url": tls_proxy.url, "database": "secured", "verify_tls": True}
+    couchdb = {"url": tls_proxy.url, "database": secured_server.database, "verify_tls": True}
 
     # Verification on: a self-signed certificate is refused, the server named without the password.
     with pytest.raises(ServerUnreachable) as caught:

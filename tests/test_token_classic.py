@@ -285,7 +285,8 @@ def test_tokenhandler_views_reset_status_delete_attachments(database, tmp_path, 
 
 
 def test_tokenhandler_connects_with_classic_arguments(couchdb_server, database):
-    th = TokenHandler("pref", couchdb_server.url, None, None, database.database_name)
+    user, password = couchdb_server.auth or (None, None)
+    th = TokenHandler("pref", couchdb_server.url, user, password, database.database_name)
     th.add_status_views()
     assert th.counts()["total"] == 0
 

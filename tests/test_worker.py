@@ -101,10 +101,12 @@ def test_job_environment_maps_keys_and_attachment_names(tmp_path):
 
 
 def lrt_worker(couchdb_server, database, *extra, env=None):
+    """``lrt worker`` on the test's database, with the server's credentials in its environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "lrt_workflow", "worker", "--url", couchdb_server.url, "--database",
          database.database_name, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **couchdb_server.environment(), **(env or {})},
     )
 
 
@@ -152,7 +154,9 @@ def test_worker_serves_tokens_made_the_picas_way(database, couchdb_server, tmp_p
     picas_clients = pytest.importorskip("picas.clients")
     from picas.documents import Task
 
-    client = picas_clients.CouchDB(url=couchdb_server.url.rstrip("/"), db=database.database_name)
+    user, password = couchdb_server.auth or (None, "")
+    client = picas_clients.CouchDB(url=couchdb_server.url.rstrip("/"), db=database.database_name,
+                                   username=user, password=password)
     client.add_view("todo", 'function(doc) { if (doc.type == "token") { if (doc.lock == 0 && doc.done == 0) '
                             '{ emit(doc._id, doc._id); } } }')
     client.add_view("done", 'function(doc) { if (doc.type == "token") { if (doc.lock > 0 && doc.done > 0 '

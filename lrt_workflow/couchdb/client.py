@@ -144,6 +144,15 @@ def open_database(client: CouchDB, name: str, *, create: bool = False) -> CouchD
             # Only when missing: CouchDB 3 refuses PUT /db from anyone but a
             # server admin, even for a database that exists.
             response = client.r_session.put(db.database_url)
+            if response.status_code in (401, 403):
+                # CouchDB 3 answers a non-admin's PUT /db with 401 "You are not a server
+                # admin.", after connect() has accepted the credentials: the database is
+                # missing, not the password wrong (the embedded server lets anyone create one).
+                raise DatabaseMissing(
+                    f"database {name!r} does not exist on {redact_url(client.server_url)}, and only a server "
+                    f"admin may create it ({response.status_code} {http_reason(response)}); ask one to create it "
+                    "and to name you in its _security, or check couchdb.database in config.yaml"
+                )
             if response.status_code not in (201, 202, 412):  # 412: created meanwhile
                 response.raise_for_status()
         elif not exists:
@@ -176,14 +185,19 @@ def translate_errors(url: str, database: str | None = None):
         ) from None
 
 
+def http_reason(response: requests.Response) -> str:
+    """CouchDB's ``error: reason`` of a failed response, else the HTTP reason phrase."""
+    try:
+        body = response.json()
+        return f"{body.get('error')}: {body.get('reason')}"
+    except ValueError:
+        return response.reason
+
+
 def http_error(response: requests.Response, where: str) -> CouchDBError:
     """The typed error for a failed response."""
     status = response.status_code
-    try:
-        body = response.json()
-        reason = f"{body.get('error')}: {body.get('reason')}"
-    except ValueError:
-        reason = response.reason
+    reason = http_reason(response)
     if status in (401, 403):
         return AuthenticationFailed(
             f"CouchDB at {where} refused the request ({status} {reason}); check the user and password "
