@@ -303,3 +303,16 @@ def workflow_couchdb_for(request):
 def workflow_couchdb(workflow_couchdb_for) -> WorkflowCouchDB:
     """Where this test's workflow run keeps its tokens, run as the usual PiCaS account."""
     return workflow_couchdb_for()
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Starts the test's Snakemake and ``lrt`` runs (`project.Runs`). When the test ends, however it ends,
+    every run still going is killed with its jobs, and every embedded server under ``tmp_path`` stopped."""
+    from project import Runs
+
+    started = Runs()
+    yield started
+    started.kill_all()
+    for state in tmp_path.rglob(".lrt/couchdb/server.json"):
+        EmbeddedServer(state.parent).stop()
