@@ -4,7 +4,9 @@ A pilot copies a job's results to a URL, the wait for a step asks whether
 they are still there, and the next step reads them from there. ``srm://``,
 ``gsiftp://``, ``davs://``, ``https://`` and the rest go through the real
 ``gfal-copy`` and ``gfal-stat`` (Debian: ``gfal2-util-scripts``,
-``python3-gfal2-util`` and the protocol plugins).
+``python3-gfal2-util`` and the protocol plugins). With ``LRT_GFAL_FOR_FILES=1``
+in the environment, ``file://`` URLs go through gfal too (its file plugin),
+which is how a machine without grid storage tries the gfal path for real.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ class StorageError(LrtError):
 
 
 def is_local(url: str) -> bool:
-    return urllib.parse.urlsplit(url).scheme in ("", "file")
+    """Handled here, without gfal: plain paths, and file:// URLs unless LRT_GFAL_FOR_FILES is set."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    return scheme == "" or (scheme == "file" and os.environ.get("LRT_GFAL_FOR_FILES", "") in ("", "0"))
 
 
 def as_url(location: str, base: str | os.PathLike = ".") -> str:

@@ -78,10 +78,14 @@ def one_step(folder: Path, target=None, *, subbands: int = 30, command: str | No
     return config
 
 
-def pipeline(folder: Path, target=None, **sections) -> dict:
-    """The demo's four-step chain (cal1 > cal2 > targ1 > targ2) on its bundled calibrator of 8 and target
-    of 20 subbands, with the results under ``folder/results/products``; ``sections`` merged over it."""
+def pipeline(folder: Path, target=None, *, calibrator: int = 8, target_subbands: int = 20, **sections) -> dict:
+    """The demo's four-step chain (cal1 > cal2 > targ1 > targ2) on the first ``calibrator`` and
+    ``target_subbands`` subbands of its bundled observations (8 and 20), with the results under
+    ``folder/results/products``; ``sections`` merged over it."""
     shutil.copytree(ROOT / "example" / "pipeline", folder / "example" / "pipeline", dirs_exist_ok=True)
+    for name, count in (("calibrator.txt", calibrator), ("target.txt", target_subbands)):
+        lines = (ROOT / "example" / "pipeline" / name).read_text().splitlines()[:count]
+        (folder / "example" / "pipeline" / name).write_text("\n".join(lines) + "\n")
 
     def step(observation: str, template: str, **more) -> dict:
         return {"observation": observation, "token": {"template": f"example/pipeline/{template}.json",

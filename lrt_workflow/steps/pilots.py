@@ -163,7 +163,7 @@ def wait_step(settings: Mapping, tokens_file, status_out, polls_out, results_out
                 break
             if missing and not outside:
                 raise _failed(settings, pilot_reports, f"{len(missing)} done tokens have no results where they "
-                              f"say: {', '.join(missing[:20])}. They are back in todo; run the workflow again")
+                              f"say: {', '.join(missing[:20])}. They are back in todo; run the same command again")
             if clock() > deadline:
                 raise _failed(settings, pilot_reports, f"deadline of {wait['timeout_seconds']} s passed with "
                               f"{counts['todo']} tokens todo and {counts['locked']} locked; run the workflow again "
