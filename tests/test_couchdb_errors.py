@@ -94,5 +94,11 @@ def test_tls_verification_is_on_unless_turned_off_explicitly_with_a_warning():
             connect(PicasCredentials(url=url), verify_tls=False, retries=0)
 
 
-def test_verify_tls_setting_reaches_the_session(couchdb_server):
+def test_verify_tls_setting_reaches_the_session(couchdb_server, monkeypatch, tmp_path):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert connect(couchdb_server.credentials()).r_session.verify is True
+    # The environment is read once, when connecting (not on every request): a CA bundle it names is kept.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    session = connect(couchdb_server.credentials()).r_session
+    assert (session.verify, session.trust_env) == (str(tmp_path / "ca.pem"), False)
