@@ -1,6 +1,7 @@
 """All CouchDB traffic for the tokens of one type: the engine behind the classic API.
 
-This is the only code that speaks HTTP to a database; everything else asks a
+This is the only code that speaks HTTP to a database (through the request
+functions of `lrt_workflow.couchdb.documents`); everything else asks a
 `TokenStore`. Every operation on many tokens is a bulk operation: ids are
 read with one view or ``_all_docs`` request, documents are written with
 ``_bulk_docs`` in batches, and attachments travel inline (base64) inside the
@@ -15,23 +16,42 @@ update is never overwritten with stale data.
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import json
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from lrt_workflow import __version__
-from lrt_workflow.couchdb.client import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
+from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
+from lrt_workflow.couchdb.documents import (  # noqa: F401  (design_ids and batched: imported from here too)
+    BATCH_SIZE,
+    _bulk_body,
+    _bulk_send,
+    _bulk_write,
+    _delete_document,
+    _existing_revisions,
+    _fetch_document,
+    _fetch_documents,
+    _follow_changes,
+    _md5_digest,
+    _quote_id,
+    _request,
+    _save_document,
+    _update_seq,
+    batched,
+    design_ids,
+)
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import modifiers, views
 from lrt_workflow.token.model import inline_attachment
 
-BATCH_SIZE = 500
 MAX_CONFLICT_ROUNDS = 8
+#: Bulk writes of a creation kept in flight at once: the next batch is built and encoded while
+#: the server stores the one before.
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -49,93 +69,6 @@ class CreateReport:
     def __str__(self) -> str:
         text = f"created {len(self.created)} tokens, found {len(self.found)} already there"
         return text + (f", overwrote {len(self.overwritten)}" if self.overwritten else "")
-
-
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _quote_id(doc_id: str) -> str:
-    # Design documents keep their slash; every other id is one path segment.
-    if doc_id.startswith("_design/"):
-        return "_design/" + urllib.parse.quote(doc_id[len("_design/"):], safe="")
-    return urllib.parse.quote(doc_id, safe="")
-
-
-def _request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
-    """One HTTP request to ``db``; returns the response. Failures become typed errors,
-    except the status codes in ``expect``, which the caller handles."""
-    url = db.database_url + (f"/{path}" if path else "")
-    with translate_errors(db.client.server_url, db.database_name):
-        response = db.r_session.request(method, url, **kwargs)
-        if response.status_code >= 400 and response.status_code not in expect:
-            raise http_error(response, f"{db.client.server_url.rstrip('/')}/{db.database_name}/{path}".rstrip("/"))
-    return response
-
-
-def _fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
-    """The document ``doc_id``, or None when there is none."""
-    params = {"attachments": "true"} if attachments else None
-    response = _request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
-    return None if response.status_code == 404 else response.json()
-
-
-def _save_document(db, doc: dict) -> str:
-    """Create or update one document (``_rev`` decides which); returns its new revision."""
-    response = _request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
-    if response.status_code == 409:
-        raise UpdateConflict(f"token {doc['_id']} changed on the server since it was read; fetch it and try again")
-    return response.json()["rev"]
-
-
-def _delete_document(db, doc_id: str, rev: str) -> None:
-    response = _request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
-    if response.status_code == 409:
-        raise UpdateConflict(f"token {doc_id} changed on the server since it was read; fetch it and try again")
-
-
-def _bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
-    """``_bulk_docs``: returns ({id: new rev} of the saved, [ids that conflicted])."""
-    saved, conflicts = {}, []
-    if not docs:
-        return saved, conflicts
-    for row in _request(db, "POST", "_bulk_docs", json={"docs": list(docs)}).json():
-        if "rev" in row and "error" not in row:
-            saved[row["id"]] = row["rev"]
-        elif row.get("error") == "conflict":
-            conflicts.append(row["id"])
-        elif row.get("error") in ("unauthorized", "forbidden"):
-            raise AuthenticationFailed(
-                f"CouchDB refused to save token {row.get('id')} in {db.database_name} ({row['error']}: "
-                f"{row.get('reason')}); check the user and password and the user's rights on the database"
-            )
-        else:
-            raise CouchDBError(f"could not save token {row.get('id')}: {row.get('error')}: {row.get('reason')}")
-    return saved, conflicts
-
-
-def _fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
-    """The documents with these ids that exist, in the order given."""
-    docs = []
-    params = {"include_docs": "true"}
-    if attachments:
-        params["attachments"] = "true"
-    for batch in batched(list(ids), batch_size):
-        rows = _request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
-        docs.extend(row["doc"] for row in rows if row.get("doc"))
-    return docs
-
-
-def _existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
-    """{id: current rev} for the ids that exist and are not deleted. One request per batch."""
-    revisions = {}
-    for batch in batched(list(ids), batch_size):
-        for row in _request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
-            value = row.get("value")
-            if value and not value.get("deleted"):
-                revisions[row["id"]] = value["rev"]
-    return revisions
 
 
 class TokenStore:
@@ -245,8 +178,32 @@ class TokenStore:
         view = views.BY_OBSERVATION if self.obsid else views.OVERVIEW
         return [row["id"] for row in self.view_rows(view, reduce=False, **self._scope())]
 
+    # --- following changes ---------------------------------------------------
+
+    def update_seq(self):
+        """The database's update sequence now: a `follow` from here misses no later change."""
+        return _update_seq(self.db)
+
+    def selector(self, **more) -> dict:
+        """A Mango selector of this store's tokens (of its observation, with ``obsid``) and ``more``."""
+        return {"type": self.token_type, **({"OBSID": self.obsid} if self.obsid else {}), **more}
+
+    def follow(self, since, seconds: float, *, match: Mapping | None = None, enough: int = 1,
+               stop: Callable[[], bool] | None = None) -> tuple[int, object]:
+        """Wait, in one request, until ``enough`` of this store's tokens that match ``match`` (a Mango
+        selector, e.g. `views.FINISHED`) changed after ``since``, or ``seconds`` passed, or ``stop()``.
+        Returns (how many changes came, the sequence to follow on from)."""
+        return _follow_changes(self.db, self.selector(**(match or {})), since, seconds, enough=enough, stop=stop)
+
+    # --- reading documents ---------------------------------------------------
+
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
         return _fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+
+    def fetch_each(self, ids: Sequence[str], *, attachments: bool = False) -> Iterator[dict]:
+        """The documents of `fetch`, one batch in memory at a time."""
+        for batch in batched(list(ids), self.batch_size):
+            yield from _fetch_documents(self.db, batch, attachments=attachments, batch_size=self.batch_size)
 
     def revisions(self, ids: Sequence[str]) -> dict[str, str]:
         """{id: current revision} of those of ``ids`` that exist, in a few ``_all_docs`` requests."""
@@ -291,7 +248,7 @@ class TokenStore:
         ``overwrite``, which replaces it with the new document. A token created
         by a concurrent run between our check and our write counts as found.
         """
-        tokens = [dict(t) for t in tokens]
+        tokens = list(tokens)
         ids = [t["_id"] for t in tokens]
         duplicates = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
         if duplicates:
@@ -304,29 +261,39 @@ class TokenStore:
         # saves a round of _all_docs requests on every creation.
         existing = self.revisions(ids) if overwrite else {}
         report = CreateReport()
-        todo = []
-        for token in tokens:
-            if token["_id"] in existing:
-                if not overwrite:
-                    report.found.append(token["_id"])
-                    continue
-                token["_rev"] = existing[token["_id"]]
-            else:
-                token.pop("_rev", None)
-            files = (attachments or {}).get(token["_id"])
-            if files:
-                token["_attachments"] = {name: inline_attachment(data) for name, data in files.items()}
-            todo.append(token)
-        written = 0
-        for batch in batched(todo, self.batch_size):
-            saved, conflicts = self.write(batch)
+
+        def encoded(batch: Sequence[Mapping]) -> bytes:
+            docs = []
+            for token in batch:
+                doc = {key: value for key, value in token.items() if key != "_rev"}
+                if doc["_id"] in existing:
+                    doc["_rev"] = existing[doc["_id"]]
+                files = (attachments or {}).get(doc["_id"])
+                if files:
+                    doc["_attachments"] = {name: inline_attachment(data) for name, data in files.items()}
+                docs.append(doc)
+            return _bulk_body(docs)
+
+        def record(batch: Sequence[Mapping], saved: Mapping[str, str], conflicts: list[str]) -> None:
             for token in batch:
                 if token["_id"] in saved:
-                    (report.overwritten if "_rev" in token else report.created).append(token["_id"])
+                    (report.overwritten if token["_id"] in existing else report.created).append(token["_id"])
             report.found.extend(conflicts)
-            written += len(batch)
             if progress:
-                progress(written, len(todo))
+                progress(len(report.ids), len(tokens))
+
+        # IN_FLIGHT bulk writes at once: while the server stores one batch, the next is
+        # built, base64-encoded and JSON-encoded here. Memory holds a few batches, not all.
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="lrt-create") as pool:
+            in_flight: collections.deque = collections.deque()
+            for batch in batched(tokens, self.batch_size):
+                in_flight.append((batch, pool.submit(_bulk_send, self.db, encoded(batch))))
+                if len(in_flight) >= IN_FLIGHT:
+                    done, future = in_flight.popleft()
+                    record(done, *future.result())
+            while in_flight:
+                done, future = in_flight.popleft()
+                record(done, *future.result())
         return report
 
     def modify(self, ids: Sequence[str], change: Callable[[dict], bool | None], *, attachments: bool = False) -> list[str]:
@@ -458,12 +425,3 @@ class TokenStore:
         return self.delete(self.all_ids())
 
 
-def _md5_digest(data: bytes) -> str:
-    # The digest CouchDB reports for an attachment stored as is (not gzip-compressed).
-    return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
-
-
-def design_ids(db) -> list[str]:
-    """The ids of every design document in the database: one per token type, and any others."""
-    rows = _request(db, "GET", "_all_docs", params={"startkey": '"_design/"', "endkey": '"_design0"'}).json()["rows"]
-    return [row["id"] for row in rows]
