@@ -18,13 +18,16 @@ import yaml
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.token import Token, TokenStore, modifiers, token_id
+from lrt_workflow.pilot import worker as worker_module
 from lrt_workflow.pilot.worker import TIMEOUT_EXIT, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class HookedStore(TokenStore):
-    """A TokenStore that runs ``hooks[name](*args)`` once, just before its method ``name`` acts."""
+    """A TokenStore that runs ``hooks[name](*args)`` once, just before its method ``name`` acts.
+    ``save`` and ``write`` take (when, hook): the hook fires on the first save (or bulk write)
+    that ``when`` picks."""
 
     def __init__(self, db, token_type, **hooks):
         super().__init__(db, token_type)
@@ -35,15 +38,26 @@ class HookedStore(TokenStore):
         if hook:
             hook(*args)
 
+    def _fire_when(self, name, value):
+        if self.hooks.get(name) and self.hooks[name][0](value):
+            when, hook = self.hooks.pop(name)
+            hook(value)
+
     def get(self, token_id):
         self._fire("get", token_id)
         return super().get(token_id)
 
+    def fetch(self, ids, **kwargs):
+        self._fire("fetch", ids)
+        return super().fetch(ids, **kwargs)
+
     def save(self, doc):
-        if self.hooks.get("save") and self.hooks["save"][0](doc):  # (when, hook): fire on the save `when` picks
-            when, hook = self.hooks.pop("save")
-            hook(doc)
+        self._fire_when("save", doc)
         return super().save(doc)
+
+    def write(self, docs):
+        self._fire_when("write", docs)
+        return super().write(docs)
 
     def stale_ids(self, lease_seconds, now=None):
         ids = super().stale_ids(lease_seconds, now)
@@ -95,10 +109,10 @@ def test_a_claim_is_refused_when_another_writer_locked_the_token_after_the_view_
     other = SecondClient(database)
     # The view has been read and listed the token as free; now, before the worker reads the
     # document, another worker locks it.
-    store = hooked(database, get=lambda _id: other.change(tid, lock=int(time.time()), worker_id="other-worker",
-                                                           hostname="elsewhere"))
+    store = hooked(database, fetch=lambda ids: other.change(tid, lock=int(time.time()), worker_id="other-worker",
+                                                             hostname="elsewhere"))
     worker = Worker(store, "true", workdir=tmp_path)
-    assert worker.claim() is None
+    assert worker.claim() == []
     doc = plain_store.get(tid)
     assert (doc["worker_id"], doc["hostname"]) == ("other-worker", "elsewhere")  # their lock intact
     assert "history" not in doc  # this worker wrote nothing
@@ -107,12 +121,47 @@ def test_a_claim_is_refused_when_another_writer_locked_the_token_after_the_view_
 def test_a_claim_saved_with_a_revision_that_changed_meanwhile_is_refused(plain_store, database, tmp_path):
     [tid] = make_tokens(plain_store)
     other = SecondClient(database)
-    store = hooked(database, save=(lambda doc: doc.get("status") == "locked",
-                                   lambda doc: other.change(tid, lock=int(time.time()), worker_id="other-worker")))
+    store = hooked(database, write=(lambda docs: any(doc.get("status") == "locked" for doc in docs),
+                                    lambda docs: other.change(tid, lock=int(time.time()), worker_id="other-worker")))
     worker = Worker(store, "true", workdir=tmp_path)
-    assert worker.claim() is None
+    assert worker.claim() == []
     assert worker.report.conflicts == 1
     assert plain_store.get(tid)["worker_id"] == "other-worker"
+
+
+def test_a_round_claims_the_tokens_still_free_and_leaves_the_one_taken_meanwhile(plain_store, database, tmp_path):
+    ids = make_tokens(plain_store, 40)
+    other = SecondClient(database)
+    taken = {}
+
+    def take_one(picked):  # between the view and the documents: another worker locks one of them
+        taken["id"] = picked[0]
+        other.change(picked[0], lock=int(time.time()), worker_id="other-worker")
+
+    store = hooked(database, fetch=take_one)
+    claimed = Worker(store, "true", workdir=tmp_path).claim(4)
+    assert len(claimed) == 3 and taken["id"] not in [doc["_id"] for doc in claimed]
+    assert plain_store.get(taken["id"])["worker_id"] == "other-worker"
+    for doc in claimed:
+        assert plain_store.get(doc["_id"])["lock"] > 0 and doc["_id"] in ids
+
+
+def test_in_a_bulk_claim_each_token_lands_or_conflicts_on_its_own(plain_store, database, tmp_path):
+    make_tokens(plain_store, 40)
+    other = SecondClient(database)
+    lost = {}
+
+    def overtake_one(docs):  # after the documents were checked, before the bulk claim lands
+        lost["id"] = docs[0]["_id"]
+        other.change(docs[0]["_id"], lock=int(time.time()), worker_id="other-worker")
+
+    store = hooked(database, write=(lambda docs: len(docs) == 4, overtake_one))
+    worker = Worker(store, "true", workdir=tmp_path)
+    claimed = worker.claim(4)
+    assert len(claimed) == 3 and lost["id"] not in [doc["_id"] for doc in claimed]
+    assert worker.report.conflicts == 1
+    assert plain_store.get(lost["id"])["worker_id"] == "other-worker"
+    assert all(plain_store.get(doc["_id"])["worker_id"] == worker.worker_id for doc in claimed)
 
 
 # --- saving results --------------------------------------------------------------------
@@ -148,6 +197,76 @@ def test_a_token_taken_over_by_another_worker_is_never_overwritten(plain_store, 
     doc = plain_store.get(tid)
     assert (doc["worker_id"], doc["status"], doc["done"]) == ("other-worker", "locked", 0)
     assert "stdout.log" not in doc.get("_attachments", {})
+
+
+# --- tokens claimed ahead ----------------------------------------------------------------
+
+
+def gated(gate, seconds=10):
+    """A job that waits for ``gate`` to exist (at most ``seconds``, then fails)."""
+    return f"for i in $(seq {int(seconds * 20)}); do [ -e {gate} ] && exit 0; sleep 0.05; done; exit 1"
+
+
+def claiming_ahead(store, command, tmp_path, **kwargs):
+    """A worker whose next round claims 8 tokens, as after a run of short jobs."""
+    worker = Worker(store, command, workdir=tmp_path / "work", **kwargs)
+    worker.job_seconds = 0.01
+    return worker
+
+
+def test_the_heartbeat_renews_every_held_token_also_those_queued_behind_the_job(plain_store, database, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(worker_module, "CLAIM_AHEAD_SECONDS", 60.0)  # no early give-back here
+    ids = make_tokens(plain_store, 40)
+    gate = tmp_path / "gate"
+    writes = []
+    # The first bulk write is the claim of 8; the second, the first heartbeat: it opens the gate.
+    store = hooked(database, write=(lambda docs: writes.append([d["_id"] for d in docs]) or len(writes) == 2,
+                                    lambda docs: gate.touch()))
+    report = claiming_ahead(store, gated(gate), tmp_path, lease_seconds=2).run()
+    assert sorted(report.processed) == sorted(ids) and not report.failed
+    claim, beat = writes[0], writes[1]
+    assert len(claim) == 8 and sorted(beat) == sorted(claim)  # the running token and the 7 behind it
+    for tid in claim:
+        doc = plain_store.get(tid)
+        assert [e["event"] for e in doc["history"]] == ["locked", "running", "done"]  # never expired, never reset
+
+
+def test_a_long_job_gives_back_the_tokens_queued_behind_it(plain_store, database, tmp_path, monkeypatch):
+    monkeypatch.setattr(worker_module, "CLAIM_AHEAD_SECONDS", 0.5)
+    ids = make_tokens(plain_store, 40)
+    gate = tmp_path / "gate"
+    given_back = {}
+
+    def open_gate(docs):
+        given_back["ids"] = [doc["_id"] for doc in docs]
+        gate.touch()
+
+    store = hooked(database, write=(lambda docs: all(d["history"][-1]["event"] == "released" for d in docs),
+                                    open_gate))
+    ledger = tmp_path / "ledger"
+    report = claiming_ahead(store, f'echo "$LRT_TOKEN_ID" >> {ledger}; {gated(gate)}', tmp_path).run()
+    assert sorted(report.processed) == sorted(ids) and not report.failed
+    assert len(given_back["ids"]) == 7
+    assert sorted(ledger.read_text().split()) == sorted(ids)  # each ran once
+    for tid in given_back["ids"]:
+        events = plain_store.get(tid)["history"]
+        assert [e["event"] for e in events] == ["locked", "released", "locked", "running", "done"]
+        assert events[1]["reason"] == "its pilot is busy with a long job"
+
+
+def test_a_stop_signal_releases_the_running_token_and_those_queued_behind_it(plain_store, database, tmp_path):
+    make_tokens(plain_store, 40)
+    # The first job stops its own pilot, as a batch system would: SIGTERM to the worker's process.
+    worker = claiming_ahead(plain_store, "kill -TERM $PPID; sleep 30", tmp_path)
+    report = worker.run()
+    assert report.released and report.processed == []
+    docs = [plain_store.get(tid) for tid in plain_store.all_ids()]
+    assert [doc["_id"] for doc in docs if doc["lock"]] == []
+    touched = [doc for doc in docs if doc.get("history")]
+    assert len(touched) == 8
+    assert all([e["event"] for e in doc["history"]] == ["locked", "released"] for doc in touched)
+    assert plain_store.counts()["todo"] == 40
 
 
 # --- resetting stale tokens ---------------------------------------------------------------
@@ -213,11 +332,14 @@ def test_a_token_whose_lease_ran_out_max_scrub_times_goes_to_error_with_a_reason
 # --- live and dead workers ------------------------------------------------------------------
 
 
-def lrt_worker(couchdb_url, database_name, *extra):
+def lrt_worker(server, database_name, *extra):
+    """``lrt worker`` on ``server`` (a TestServer, or a URL of a server without passwords)."""
+    url, env = (server, {}) if isinstance(server, str) else (server.url, server.environment())
     return subprocess.Popen(
-        [sys.executable, "-m", "lrt_workflow", "worker", "--url", couchdb_url, "--database", database_name,
+        [sys.executable, "-m", "lrt_workflow", "worker", "--url", url, "--database", database_name,
          "--type", "pref", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **env},
     )
 
 
@@ -236,7 +358,7 @@ def test_a_job_longer_than_its_lease_is_never_reset_while_its_heartbeat_is_fresh
     [tid] = make_tokens(plain_store)
     gate = tmp_path / "gate"
     lease = 2.0
-    worker = lrt_worker(couchdb_server.url, database.database_name, "--lease-seconds", str(lease),
+    worker = lrt_worker(couchdb_server, database.database_name, "--lease-seconds", str(lease),
                         "--command", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran >> {tmp_path}/ledger")
     try:
         claimed = wait_for(lambda: plain_store.get(tid)["status"] == "running" and plain_store.get(tid)["lock"])
@@ -255,7 +377,7 @@ def test_a_job_longer_than_its_lease_is_never_reset_while_its_heartbeat_is_fresh
 
 def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couchdb_server, database, tmp_path):
     [tid] = make_tokens(plain_store)
-    worker = lrt_worker(couchdb_server.url, database.database_name, "--lease-seconds", "2",
+    worker = lrt_worker(couchdb_server, database.database_name, "--lease-seconds", "2",
                         "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
     wait_for(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
     worker.kill()
@@ -314,7 +436,8 @@ def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store,
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "lrt_workflow", "step", "pilot", "--config", "config.yaml",
-                             "--out", "pilot.json"], cwd=tmp_path, capture_output=True, text=True, timeout=50)
+                             "--out", "pilot.json"], cwd=tmp_path, capture_output=True, text=True, timeout=50,
+                            env={**os.environ, **couchdb_server.environment()})
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 30
     doc = plain_store.get(tid)
@@ -323,7 +446,7 @@ def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store,
 
 def test_signals_stop_the_job_and_release_the_token(plain_store, couchdb_server, database, tmp_path):
     [tid] = make_tokens(plain_store)
-    worker = lrt_worker(couchdb_server.url, database.database_name,
+    worker = lrt_worker(couchdb_server, database.database_name,
                         "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
     wait_for(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
     worker.send_signal(signal.SIGINT)

@@ -58,6 +58,31 @@ def test_worker_runs_every_token_with_its_keys_and_attachments(store, tmp_path, 
     assert not list((tmp_path / "work").iterdir())  # work folders are cleaned up
 
 
+def test_a_short_job_costs_its_token_two_writes_the_claim_and_the_result(store, tmp_path):
+    ids = fill(store, 3)
+    worker(store, "true", tmp_path).run()
+    for tid in ids:
+        doc = store.get(tid)
+        assert doc["_rev"].startswith("3-")  # created, claimed, finished: no status save between
+        assert [e["event"] for e in doc["history"]] == ["locked", "running", "done"]
+        assert doc["times"]["locked"] <= doc["times"]["running"] <= doc["times"]["done"]
+
+
+class NoDownloads(TokenStore):
+    def get_attachment(self, *args, **kwargs):
+        raise AssertionError("an attachment was downloaded on its own, not with the claim")
+
+
+def test_the_attachments_come_with_the_claim(database, tmp_path):
+    store = NoDownloads(database, "pref")
+    store.ensure_design()
+    ids = fill(store, 4)
+    report = worker(store, 'cat "$SRMFILE" "$PARSET"', tmp_path).run()
+    assert sorted(report.processed) == sorted(ids) and not report.failed
+    for tid in ids:
+        assert TokenStore(database, "pref").get_attachment(tid, "stdout.log") == f"srm://{tid}\nk=v\n".encode()
+
+
 def test_failing_job_is_recorded_as_error_with_its_logs(store, tmp_path):
     ids = fill(store, 2)
     report = worker(store, 'echo oops >&2; exit 3', tmp_path).run()

@@ -1,6 +1,7 @@
 """The pilot: a worker that claims tokens from CouchDB and runs their jobs on this machine.
 
-* `worker`: claiming, saving, leases and heartbeats, the loop (`Worker`);
+* `worker`: the loop, the job's status and result, stopping (`Worker`);
+* `holdings`: the tokens a worker holds: claiming them in rounds, saving, leases, giving them back;
 * `job`: the job's process, environment and logs.
 """
 

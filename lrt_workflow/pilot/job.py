@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
+import select
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 from lrt_workflow.archive import attachment_filename
 
+log = logging.getLogger("lrt_workflow.pilot.worker")
+
 LOG_TAIL_BYTES = 1 << 20
+#: How often a running job is looked at: its clock, its lease and the stop flag.
+WATCH_SECONDS = 0.2
+KILL_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports, so it reads the same
 UPLOAD_FAILED_EXIT = 75  # EX_TEMPFAIL of <sysexits.h>: the job ran, its results could not be stored
@@ -75,3 +85,117 @@ def tail(path: Path, limit: int = LOG_TAIL_BYTES) -> bytes:
             file.seek(size - limit)
             return b"[... earlier output cut ...]\n" + file.read()
         return file.read()
+
+
+class JobRun:
+    """One job: ``bash -c command`` in ``workdir``, in its own process group, watched until it ends.
+
+    ``watch(job)`` is called before the job starts waiting and every `WATCH_SECONDS`
+    while it runs; when it returns a reason, the job's whole process group is stopped
+    (SIGTERM, SIGKILL after a grace period), as it is after ``max_seconds``. The end of the job is noticed at once
+    (a pidfd), not at the next look.
+    """
+
+    def __init__(self, command: str, token: dict, workdir: Path, watch: Callable[["JobRun"], str | None], *,
+                 max_seconds: float | None = None, kill_grace: float = KILL_GRACE_SECONDS):
+        self.command = command
+        self.max_seconds = max_seconds
+        self.token = token
+        self.workdir = workdir
+        self.watch = watch
+        self.kill_grace = kill_grace
+        self.started = time.time()  # unix time the job started, for its history
+        self._began = time.monotonic()
+        self.process: subprocess.Popen | None = None
+        self.stopped_for: str | None = None
+        self.killed = False  # this worker signalled the job
+        self.status_saved = False  # its running status was saved, or tried
+        self.status_recorded = False  # ... and saved
+        self.ended = False
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._began
+
+    def run(self) -> tuple[int | None, bytes, bytes]:
+        """Returns (exit code, stdout tail, stderr tail); the exit code is None when the job was
+        stopped for a reason other than its time limit (``stopped_for`` says which)."""
+        stdout_path, stderr_path = self.workdir / "stdout.log", self.workdir / "stderr.log"
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            self.started, self._began = time.time(), time.monotonic()
+            self.process = subprocess.Popen(
+                ["/bin/bash", "-c", self.command],
+                cwd=self.workdir, env=job_environment(self.token, self.workdir), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=err, start_new_session=True, preexec_fn=die_with_parent,
+            )
+            code = self._wait(err)
+            self.ended = True
+        if self.stopped_for is None and self.killed:  # the signal handler stopped it while we waited
+            self.stopped_for = "signal"
+        if self.stopped_for == "time limit":
+            code = TIMEOUT_EXIT
+        elif self.stopped_for:
+            code = None
+        elif code < 0:  # killed by a signal from outside
+            code = 128 - code
+        return code, tail(stdout_path), tail(stderr_path)
+
+    def _wait(self, err) -> int:
+        pidfd = _pidfd(self.process.pid)
+        try:
+            while True:
+                if self.stopped_for is None and (reason := self._reason_to_stop()):
+                    self.stopped_for = reason
+                    if reason == "time limit":
+                        log.error("token %s exceeded max_token_seconds=%s; killing its job", self.token["_id"],
+                                  self.max_seconds)
+                        err.write(f"\nlrt worker: killed after max_token_seconds={self.max_seconds}\n".encode())
+                        err.flush()
+                    elif reason != "signal":
+                        log.error("token %s: %s; stopping its job", self.token["_id"], reason)
+                    self.kill()
+                code = self._exit_code(pidfd)
+                if code is not None:
+                    return code
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _reason_to_stop(self) -> str | None:
+        if self.max_seconds and self.elapsed > self.max_seconds:
+            return "time limit"
+        return self.watch(self)
+
+    def _exit_code(self, pidfd: int | None) -> int | None:
+        """The job's exit code once it has ended, waiting at most `WATCH_SECONDS` for it."""
+        if pidfd is not None:
+            if not select.select([pidfd], [], [], WATCH_SECONDS)[0]:
+                return None
+            return self.process.wait()
+        try:
+            return self.process.wait(timeout=WATCH_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        """SIGTERM to the job's whole process group, SIGKILL after the grace period.
+
+        It never waits, so the signal handler may call it while the main thread
+        waits for the job: waiting there too would deadlock on Popen's lock.
+        """
+        process = self.process
+        if process is None:
+            return
+        self.killed = True
+        signal_group(process, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace, signal_group, (process, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the process ends (Linux 5.3 and later), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None

@@ -5,7 +5,7 @@ It follows the PiCaS worker contract and avoids the three defects of the
 
 * **No double claims.** A token is claimed only if the document itself, read
   after the view, is still free, and the claim is saved with the revision
-  that check read; a 409 means another worker won.
+  that check read; a 409 means another worker won (see `holdings`).
 * **No dropped results.** When a save meets a conflict, the token is re-read
   and, if it is still this worker's, the change is applied to the new
   revision and saved again. A token another worker has taken is never
@@ -13,28 +13,37 @@ It follows the PiCaS worker contract and avoids the three defects of the
 * **Time limits that stop work.** The job runs in its own process group, and
   ``max_token_seconds`` kills the whole group.
 
-**Leases.** While a job runs, a heartbeat renews the token's lease every
-``heartbeat_seconds`` (a quarter of the lease by default). The orchestrator
-resets a token only when its last sign of life is older than the lease, so a
-job may run for days under a lease of minutes. If the heartbeat cannot be
-saved for half the lease, the worker stops the job and releases the token:
-a job never runs on after its lease may have been given to another pilot.
+**Few requests per token.** While jobs are short, one claim round locks as
+many tokens as this pilot runs in about `CLAIM_AHEAD_SECONDS` (at most
+`MAX_CLAIM_AHEAD`), in three requests, their attachments included. A job's
+``running`` status is saved only once it has run `RUNNING_AFTER_SECONDS`; a
+shorter job records it together with its result, at the time it started. So
+a short job costs its token one write, the result. Long jobs claim one token
+at a time, as before, and a job that turns out long gives back the tokens
+claimed after it at once, so no other pilot waits for them.
+
+**Leases.** A heartbeat renews the lease of every token this worker holds once
+it has gone ``heartbeat_seconds`` (a quarter of the lease by default) without
+renewal. The orchestrator resets a token only when its last sign of life is
+older than the lease, so a job may run for days under a lease of minutes. If
+the running token's lease cannot be renewed for half the lease, the worker
+stops the job and releases the token: a job never runs on after its lease may
+have been given to another pilot.
 
 **Stopping.** SIGTERM or SIGINT (a batch system ending the pilot) stops the
-job and releases its token at once. The signal handler only sets a flag and
-signals the job's process group; the main loop acts on the flag at safe
-points, so a signal can never interrupt a request or a fork half-way.
+job and releases its token, and those claimed after it, at once. The signal
+handler only sets a flag and signals the job's process group; the main loop
+acts on the flag at safe points, so a signal can never interrupt a request
+or a fork half-way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -44,31 +53,25 @@ from pathlib import Path
 from typing import Callable
 
 from lrt_workflow.archive import attachment_filename
-from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
+from lrt_workflow.couchdb.client import CouchDBError
 from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
-from lrt_workflow.pilot.job import (
-    TIMEOUT_EXIT,
-    UPLOAD_FAILED_EXIT,
-    die_with_parent,
-    job_environment,
-    pilot_job_ids,
-    signal_group,
-    tail,
-)
+from lrt_workflow.pilot.holdings import Holdings
+from lrt_workflow.pilot.job import KILL_GRACE_SECONDS, TIMEOUT_EXIT, UPLOAD_FAILED_EXIT, JobRun, pilot_job_ids  # noqa: F401
 from lrt_workflow.pilot.upload import UploadError, upload
 from lrt_workflow.storage import StorageError
-from lrt_workflow.token import modifiers
+from lrt_workflow.token import modifiers, views
 from lrt_workflow.token.model import inline_attachment
 
 log = logging.getLogger(__name__)
 
-CLAIM_WINDOW = 25
-CLAIM_ATTEMPTS = 10
-SAVE_ATTEMPTS = 20
-KILL_GRACE_SECONDS = 10
-#: How often the main thread looks at the job's clock, its lease and the stop flag.
-WATCH_SECONDS = 0.2
+#: At most this many tokens are claimed in one round, and only while the jobs are short:
+MAX_CLAIM_AHEAD = 8
+#: a round claims as many tokens as this pilot's recent jobs take about this long to run. A job
+#: that runs longer than this gives back the tokens claimed after it.
+CLAIM_AHEAD_SECONDS = 2.0
+#: A job that has run this long has its ``running`` status saved; a shorter one records it with its result.
+RUNNING_AFTER_SECONDS = 1.0
 
 
 @dataclass
@@ -128,106 +131,96 @@ class Worker:
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pilot = pilot_job_ids()
         self.report = WorkerReport()
-        self._token: dict | None = None  # the token held, as last read or saved
-        self._process: subprocess.Popen | None = None
-        self._doc_lock = threading.RLock()  # the heartbeat and the main loop both save the token
+        self.held = Holdings(store, self.worker_id, self.hostname, self.pilot)
+        self._running: str | None = None  # the token whose job runs now
+        self._job: JobRun | None = None
         self._stop = threading.Event()  # set by SIGTERM / SIGINT
-        self._last_beat = 0.0  # time.monotonic() of the last lease renewal
-        self._lost: str | None = None  # why the lease is gone, once it is
-        self._killed = False  # this worker signalled the running job
+        self.job_seconds: float | None = None  # recent jobs' duration, claim to result (a moving average)
+        self._since = None  # where the changes feed starts, while waiting for other pilots
+        self._wake = threading.Event()  # a job started: the keeper has new duties
 
-    # --- claiming --------------------------------------------------------------
+    # --- claiming and saving -----------------------------------------------------
 
-    def claim(self) -> dict | None:
-        """Lock one free token, or return None when the view has none left."""
-        for _ in range(CLAIM_ATTEMPTS):
-            ids = self.store.ids(self.view, limit=CLAIM_WINDOW)
-            if not ids:
-                return None
-            random.shuffle(ids)
-            for token_id in ids:
-                doc = self.store.get(token_id)
-                # The document, not the view row, decides: another worker may
-                # have locked it after the view was read.
-                if doc is None or not modifiers.is_free(doc):
-                    continue
-                modifiers.claim(doc, worker_id=self.worker_id, hostname=self.hostname, **self.pilot)
-                try:
-                    doc["_rev"] = self.store.save(doc)  # with the revision just checked: a 409 means we lost
-                except UpdateConflict:
-                    self.report.conflicts += 1
-                    continue
-                self._token = doc
-                self._last_beat = time.monotonic()
-                self._lost = None
-                return doc
-        return None
+    def claim(self, n: int = 1) -> list[dict]:
+        """Lock up to ``n`` free tokens in one round (see `holdings`); [] when the view has none left."""
+        try:
+            return self.held.claim(self.view, n)
+        finally:
+            self.report.conflicts = self.held.conflicts
 
-    # --- saving ----------------------------------------------------------------
+    def claim_size(self, left: int | None = None) -> int:
+        """How many tokens the next round claims: 1 until a job has been timed, then as many as
+        this pilot runs in `CLAIM_AHEAD_SECONDS`, at most `MAX_CLAIM_AHEAD` (and ``left``)."""
+        n = 1 if self.job_seconds is None else int(CLAIM_AHEAD_SECONDS / max(self.job_seconds, 1e-3))
+        return max(1, min(n, MAX_CLAIM_AHEAD, left if left is not None else n))
 
     def save(self, change: Callable[[dict], object], *, allow_free: bool = False) -> bool:
-        """Apply ``change`` to the token and save it, merging with whatever was written meanwhile.
+        """Apply ``change`` to the running token and save it (see `Holdings.save`)."""
+        return self.held.save(self._running, change, allow_free=allow_free)
 
-        On a conflict the token is re-read; if it is still this worker's (or,
-        with ``allow_free``, nobody's), ``change`` is applied to the new
-        revision. Returns False, writing nothing, when the token is gone or
-        another worker holds it.
-        """
-        with self._doc_lock:
-            doc = self._token
-            token_id = doc["_id"]
-            for _ in range(SAVE_ATTEMPTS):
-                change(doc)
-                try:
-                    doc["_rev"] = self.store.save(doc)
-                except UpdateConflict:
-                    doc = self.store.get(token_id)
-                    if doc is None:
-                        log.warning("token %s was deleted while this worker held it", token_id)
-                        return False
-                    if not (modifiers.holds(doc, self.worker_id) or (allow_free and modifiers.is_free(doc))):
-                        log.warning("token %s is now held by %s; not overwriting it", token_id,
-                                    doc.get("worker_id") or doc.get("hostname") or "nobody")
-                        return False
-                    continue
-                self._token = doc
-                return True
-        raise UpdateConflict(f"token {token_id} kept changing while this worker saved it")
+    def _keeper(self, stop: threading.Event) -> None:
+        """The thread that keeps the held tokens' leases, and saves what a running job needs
+        saved while it runs, so the main thread never waits for the server during a job."""
+        while not stop.is_set():
+            self._wake.wait(self._next_duty_in())
+            self._wake.clear()
+            if stop.is_set():
+                return
+            job = self._job
+            if job and job.elapsed >= RUNNING_AFTER_SECONDS and not job.status_saved:
+                self._save_running(job)
+            if job and job.elapsed >= CLAIM_AHEAD_SECONDS and self.held.queue:
+                self._release_queue("its pilot is busy with a long job")
+            self.held.renew_due(self.heartbeat_seconds)
 
-    def _heartbeat(self, stop: threading.Event, token_id: str) -> None:
-        while not stop.wait(self.heartbeat_seconds):
-            with self._doc_lock:
-                if stop.is_set():  # the job ended while this beat waited for the result to be saved
-                    return
-                try:
-                    if not self.save(modifiers.beat):
-                        self._lost = "another worker holds the token now"
-                        return
-                    self._last_beat = time.monotonic()
-                except CouchDBError as error:
-                    log.warning("heartbeat for %s failed: %s", token_id, error)
+    def _next_duty_in(self) -> float:
+        wait = self.held.next_renewal_in(self.heartbeat_seconds)
+        job = self._job
+        if job and not job.status_saved:
+            wait = min(wait, RUNNING_AFTER_SECONDS - job.elapsed)
+        if job and self.held.queue:
+            wait = min(wait, CLAIM_AHEAD_SECONDS - job.elapsed)
+        return max(0.01, wait)
+
+    def _save_running(self, job: JobRun) -> None:
+        """The job has run long enough for its ``running`` status to be worth a write (with a heartbeat)."""
+        token_id = job.token["_id"]
+        with self.held.lock:
+            if job.status_saved or job.ended or job is not self._job or token_id not in self.held:
+                return
+            job.status_saved = True
+            try:
+                if self.held.save(token_id, lambda doc: modifiers.beat(modifiers.set_status(doc, "running",
+                                                                                            job.started))):
+                    job.status_recorded = True
+                    self.held.renewed[token_id] = time.monotonic()
+            except CouchDBError as error:  # the result records it instead
+                log.warning("token %s: could not save its running status: %s", token_id, error)
 
     def _lease_problem(self) -> str | None:
-        """Why the job must stop for want of a lease, if it must."""
-        if self._lost:
-            return self._lost
-        silent = time.monotonic() - self._last_beat
+        """Why the running job must stop for want of a lease, if it must."""
+        if self._running in self.held.lost:
+            return self.held.lost[self._running]
+        silent = self.held.silent_for(self._running)
         if silent > self.lease_seconds / 2:
             return f"no heartbeat could be saved for {silent:.0f} s, half the lease of {self.lease_seconds:g} s"
         return None
 
-    # --- running ---------------------------------------------------------------
+    # --- running -----------------------------------------------------------------
 
     def prepare(self, token: dict) -> tuple[Path, list[str]]:
-        """A fresh work folder holding the token's attachments (logs excepted), and their file names."""
+        """A fresh work folder holding the token's attachments (logs excepted), and their file names.
+        They came with the claim; one that did not is downloaded now."""
         self.root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
+        fetched = self.held.inputs.pop(token["_id"], {})
         inputs = []
         for name in token.get("_attachments") or {}:
             if modifiers.is_log_attachment(name):  # a previous attempt's logs are not the job's input
                 continue
             inputs.append(attachment_filename(name))
-            (workdir / inputs[-1]).write_bytes(self.store.get_attachment(token["_id"], name))
+            data = fetched[name] if name in fetched else self.store.get_attachment(token["_id"], name)
+            (workdir / inputs[-1]).write_bytes(data)
         return workdir, inputs
 
     def command_for(self, token: dict) -> str:
@@ -236,77 +229,19 @@ class Worker:
             raise ConfigError(f"token {token['_id']} names no command and the worker was given none (--command)")
         return command
 
-    def run_job(self, token: dict, command: str, workdir: Path) -> tuple[int | None, bytes, bytes]:
-        """Run the job in its own process group and watch it.
-
-        Returns (exit code, stdout tail, stderr tail); the exit code is None
-        when the job was stopped for a signal or a lost lease rather than ending.
-        """
-        stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
-        started = time.monotonic()
-        stopped_for = None
-        self._killed = False
-        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-            self._process = subprocess.Popen(
-                ["/bin/bash", "-c", command],
-                cwd=workdir, env=job_environment(token, workdir), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True, preexec_fn=die_with_parent,
-            )
-            try:
-                while True:
-                    if self._stop.is_set() and stopped_for is None:  # also a signal that came during Popen
-                        stopped_for = "signal"
-                        self._kill_job()
-                    try:
-                        code = self._process.wait(timeout=WATCH_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        pass
-                    if stopped_for:
-                        continue
-                    if self.max_token_seconds and time.monotonic() - started > self.max_token_seconds:
-                        stopped_for = "time limit"
-                        log.error("token %s exceeded max_token_seconds=%s; killing its job",
-                                  token["_id"], self.max_token_seconds)
-                        err.write(f"\nlrt worker: killed after max_token_seconds={self.max_token_seconds}\n".encode())
-                        err.flush()
-                        self._kill_job()
-                    elif problem := self._lease_problem():
-                        stopped_for = f"lost lease: {problem}"
-                        log.error("token %s: %s; stopping its job", token["_id"], problem)
-                        self._kill_job()
-            finally:
-                self._process = None
-        if stopped_for is None and self._killed:  # the signal handler stopped it while we waited
-            stopped_for = "signal"
-        if stopped_for == "time limit":
-            code = TIMEOUT_EXIT
-        elif stopped_for:
-            code = None
-        elif code < 0:  # killed by a signal from outside
-            code = 128 - code
-        return code, tail(stdout_path), tail(stderr_path)
-
-    def _kill_job(self) -> None:
-        """SIGTERM to the job's whole process group, SIGKILL after a grace period.
-
-        It never waits, so the signal handler may call it while the main
-        thread is inside ``wait()``: waiting there too would deadlock on Popen's lock.
-        """
-        process = self._process
-        if process is None:
-            return
-        self._killed = True
-        signal_group(process, signal.SIGTERM)
-        grace = min(KILL_GRACE_SECONDS, self.lease_seconds / 4)
-        timer = threading.Timer(grace, signal_group, (process, signal.SIGKILL))
-        timer.daemon = True
-        timer.start()
+    def _watch(self, job: JobRun) -> str | None:
+        """Called while the job runs: a reason to stop it, if there is one. It reads flags only."""
+        if self._stop.is_set():
+            return "signal"
+        if problem := self._lease_problem():
+            return f"lost lease: {problem}"
+        return None
 
     def process(self, token: dict) -> int | None:
         """Run the claimed token's job and record the result. None when it was stopped instead."""
-        self._token = token
-        stop_heartbeat = threading.Event()
+        token_id = token["_id"]
+        self._running = token_id
+        begun = time.monotonic()
         workdir = None
         try:
             try:
@@ -317,70 +252,89 @@ class Worker:
                 raise
             workdir, inputs = self.prepare(token)
             if self._stop.is_set():
-                self.release("the pilot was stopped")
+                self._release_all("the pilot was stopped")
                 return None
-            if not self.save(lambda doc: modifiers.set_status(doc, "running")):
-                return None
-            threading.Thread(target=self._heartbeat, args=(stop_heartbeat, token["_id"]), daemon=True).start()
-            code, stdout, stderr = self.run_job(self._token, command, workdir)
+            self._job = JobRun(command, token, workdir, self._watch, max_seconds=self.max_token_seconds,
+                               kill_grace=min(KILL_GRACE_SECONDS, self.lease_seconds / 4))
+            self._wake.set()  # the keeper plans the job's status save and the queue's release
+            code, stdout, stderr = self._job.run()
             if code is None:
-                stop_heartbeat.set()
-                return self._stopped(token["_id"])
+                return self._stopped(token_id, self._job.stopped_for)
             results = None
             if code == 0:  # the heartbeat goes on while the results are copied, which may take long
                 try:
-                    results = upload(self._token, workdir, inputs, base=self.base)
+                    results = upload(token, workdir, inputs, base=self.base)
                 except (UploadError, StorageError) as error:
                     code = UPLOAD_FAILED_EXIT
                     stderr += f"\nlrt worker: {error}\n".encode()
-                    log.error("token %s: %s", token["_id"], error)
-            stop_heartbeat.set()
+                    log.error("token %s: %s", token_id, error)
             retry = False
+            job = self._job
 
             def result(doc: dict) -> None:
                 nonlocal retry
+                if not job.status_recorded:  # a short job: its start is recorded with its end
+                    modifiers.set_status(doc, "running", job.started)
                 doc["_attachments"] = {**(doc.get("_attachments") or {}),
                                        "stdout.log": inline_attachment(stdout),
                                        "stderr.log": inline_attachment(stderr)}
                 retry = modifiers.conclude(doc, code, self.max_scrub, results=results)
 
             if self.save(result, allow_free=True):
-                self.report.processed.append(token["_id"])
+                self.report.processed.append(token_id)
                 if code:
-                    self.report.failed.append(token["_id"])
-            log.info("token %s finished with exit code %s%s", token["_id"], code, "; reset for a retry" if retry else "")
+                    self.report.failed.append(token_id)
+            log.info("token %s finished with exit code %s%s", token_id, code, "; reset for a retry" if retry else "")
+            took = time.monotonic() - begun
+            self.job_seconds = took if self.job_seconds is None else (self.job_seconds + took) / 2
             return code
         finally:
-            stop_heartbeat.set()
+            self.held.forget(token_id)
+            self._running, self._job = None, None
             if workdir and not self.keep_workdirs:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _stopped(self, token_id: str) -> None:
+    def _stopped(self, token_id: str, why: str) -> None:
         """The job was stopped before it ended: give the token back, and say why."""
         if self._stop.is_set():
-            self.release("the pilot was stopped")
+            self._release_all("the pilot was stopped")
             return None
-        if self._lost:  # another worker has it: nothing to give back, and this pilot can go on
-            log.warning("token %s: %s; moving on", token_id, self._lost)
+        if token_id in self.held.lost:  # another worker has it: nothing to give back, and this pilot can go on
+            log.warning("token %s: %s; moving on", token_id, self.held.lost[token_id])
             return None
-        problem = self._lease_problem()
+        problem = self._lease_problem() or why
         self.release("its lease could not be renewed")
         raise LeaseLost(f"stopped the job of token {token_id}: {problem}")
 
     def release(self, reason: str) -> None:
-        """Hand the held token back to ``todo`` unfinished, without counting a scrub."""
-        if self._token is None:
-            return
-        token_id = self._token["_id"]
-        if self.save(lambda doc: modifiers.release(doc, reason=reason)):
-            self.report.released = token_id
-            log.warning("released token %s back to todo (%s)", token_id, reason)
+        """Hand the running token back to ``todo`` unfinished, without counting a scrub."""
+        if self._running and self.held.release([self._running], reason):
+            self.report.released = self._running
+
+    def _release_queue(self, reason: str) -> None:
+        """Give back the tokens claimed but not started, so other pilots can run them now."""
+        try:
+            released = self.held.release(list(self.held.queue), reason)
+            if released and self._stop.is_set() and not self.report.released:
+                self.report.released = released[0]
+        except CouchDBError as error:  # their leases will run out, and the orchestrator resets them
+            log.warning("could not give back the tokens this pilot has not started: %s", error)
+            for token_id in list(self.held.queue):
+                self.held.forget(token_id)
+
+    def _release_all(self, reason: str) -> None:
+        """The pilot stops: give back the running token and those queued behind it."""
+        queued = list(self.held.queue)
+        released = self.held.release(([self._running] if self._running else []) + queued, reason)
+        if released:
+            self.report.released = self._running if self._running in released else released[0]
 
     def _on_signal(self, signum, frame) -> None:
         if not self._stop.is_set():
             log.warning("received %s; stopping", signal.Signals(signum).name)
         self._stop.set()
-        self._kill_job()
+        if self._job:
+            self._job.kill()
 
     def _finished(self) -> bool:
         """Nothing left to claim now or later: no token is todo or locked.
@@ -388,28 +342,44 @@ class Worker:
         While others hold tokens, this pilot stays: a holder may die, and the
         stale lock it leaves is reset here once the lease is over.
         """
+        self._since = self.store.update_seq()
         self.store.reset_stale(self.lease_seconds, max_scrub=self.max_scrub)
         counts = self.store.counts()
         return counts["todo"] == 0 and counts["locked"] == 0
 
+    def _idle(self) -> None:
+        """Wait until one of the step's tokens finishes or is free again, ``poll_seconds`` pass or
+        a signal comes: one long request on the changes feed, not polling."""
+        try:
+            self.store.follow(self._since, self.poll_seconds, match=views.FINISHED_OR_FREE, stop=self._stop.is_set)
+        except CouchDBError as error:
+            log.debug("no changes feed (%s); waiting %s s", error, self.poll_seconds)
+            self._stop.wait(self.poll_seconds)
+
     def run(self, max_tokens: int | None = None) -> WorkerReport:
         """Process tokens until the view is empty (or ``max_tokens`` are done, or a signal comes)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        stop_keeper = threading.Event()
+        threading.Thread(target=self._keeper, args=(stop_keeper,), daemon=True).start()
         try:
             while not self._stop.is_set() and (max_tokens is None or len(self.report.processed) < max_tokens):
-                token = self.claim()
+                token = self.held.next_queued(self.lease_seconds)
+                if token is None:
+                    left = None if max_tokens is None else max_tokens - len(self.report.processed)
+                    self.claim(self.claim_size(left))
+                    token = self.held.next_queued(self.lease_seconds)
                 if token is None:
                     if not self.until_finished or self._finished():
                         break
-                    self._stop.wait(self.poll_seconds)
+                    self._idle()
                     continue
-                try:
-                    self.process(token)
-                finally:
-                    self._token = None
+                self.process(token)
         finally:
+            stop_keeper.set()
+            self._wake.set()
+            if self.held.queue:
+                self._release_queue("the pilot was stopped" if self._stop.is_set() else
+                                    "the pilot ended before it ran them")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.report
-
-

@@ -31,6 +31,10 @@ BY_OBSERVATION = "by_observation"
 #: Locked tokens keyed by their last sign of life (heartbeat, else claim), so stale
 #: locks are one range query whatever the number of tokens.
 LAST_SEEN = "last_seen"
+#: Mango selectors for the changes feed, matching a token's new revision: it finished (done
+#: or error), or it finished or is free to claim (``lock`` 0, as every reset leaves it).
+FINISHED = {"done": {"$gt": 0}}
+FINISHED_OR_FREE = {"$or": [{"done": {"$gt": 0}}, {"lock": 0}]}
 #: Views of earlier versions that a design document update removes.
 RETIRED_VIEWS = ("locked_since",)
 VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
