@@ -31,7 +31,7 @@ from lrt_workflow.pilot import Worker
 from lrt_workflow.steps import store_for
 from lrt_workflow.steps.tokens import job_command
 from lrt_workflow.token import modifiers
-from lrt_workflow.token.views import STATES
+from lrt_workflow.token.views import FINISHED, STATES
 
 log = logging.getLogger("lrt_workflow")
 
@@ -133,7 +133,7 @@ def wait_step(settings: Mapping, tokens_file, status_out, polls_out, results_out
     outside = settings["pilots"]["launcher"] == "none"
     tokens = read_json(tokens_file)
     deadline = clock() + wait["timeout_seconds"]
-    progress, store = Progress(clock), None
+    progress, store, since = Progress(clock), None, None
     if outside:
         log.info("waiting for pilots started elsewhere to process the %d tokens of %s %s",
                  len(tokens["ids"]), tokens["type"], tokens.get("obsid") or "")
@@ -141,6 +141,7 @@ def wait_step(settings: Mapping, tokens_file, status_out, polls_out, results_out
         while True:
             try:
                 store = store or store_for(settings, tokens.get("obsid"))
+                since = store.update_seq()  # a changes feed from here misses nothing this poll does not see
                 stale = store.reset_stale(lease, max_scrub=wait["max_scrub"])
                 counts = store.counts()
                 retried = store.reset(store.ids("error"), max_scrub=wait["max_scrub"]) if counts["error"] else []
@@ -168,17 +169,39 @@ def wait_step(settings: Mapping, tokens_file, status_out, polls_out, results_out
                 raise _failed(settings, pilot_reports, f"deadline of {wait['timeout_seconds']} s passed with "
                               f"{counts['todo']} tokens todo and {counts['locked']} locked; run the workflow again "
                               "to keep waiting")
-            sleep(wait["poll_seconds"])
+            # Until the next poll, or until as many tokens finished as were left to finish: then
+            # the step may be complete, and the next poll comes at once.
+            unfinished = counts["todo"] + counts["locked"] + len(stale) + len(retried) + len(missing)
+            until_next_poll(store, since, max(1, unfinished), min(wait["poll_seconds"], max(0.0, deadline - clock())),
+                            sleep)
     return finish_wait(settings, store, counts, tokens, status_out, results_out, pilot_reports)
+
+
+def until_next_poll(store: TokenStore, since, finishing: int, seconds: float, sleep=time.sleep) -> int:
+    """Wait ``seconds``, or less: until ``finishing`` of the step's tokens finished after ``since``.
+
+    One request on the changes feed, filtered on the server to tokens of this step that
+    finished: the wait learns of the last one at once, without polling faster. When the
+    feed cannot be followed (a server without ``_selector`` filters, or one that went away:
+    the next poll finds out which), it sleeps out the rest of the time instead.
+    Returns how many finished."""
+    started = time.monotonic()
+    try:
+        return store.follow(since, seconds, match=FINISHED, enough=finishing)[0]
+    except LrtError as error:
+        left = max(0.0, seconds - (time.monotonic() - started))
+        log.debug("cannot follow the changes feed (%s); sleeping %.1f s instead", error, left)
+        sleep(left)
+        return 0
 
 
 def send_back_missing(store: TokenStore, settings: Mapping) -> list[str]:
     """Done tokens whose results are not where they say, reset to todo; returns their ids."""
-    docs = [doc for doc in store.fetch(store.ids("done")) if doc.get("upload")]
+    uploaded = [(doc["_id"], doc.get(modifiers.RESULTS)) for doc in store.fetch_each(store.ids("done"))
+                if doc.get("upload")]
     with ThreadPoolExecutor(RESULT_CHECKS_AT_ONCE) as pool:
-        found = list(pool.map(lambda doc: bool(doc.get(modifiers.RESULTS)) and storage.exists(doc[modifiers.RESULTS]),
-                              docs))
-    missing = {doc["_id"]: doc.get(modifiers.RESULTS) or "nowhere" for doc, ok in zip(docs, found) if not ok}
+        found = list(pool.map(lambda item: bool(item[1]) and storage.exists(item[1]), uploaded))
+    missing = {token_id: url or "nowhere" for (token_id, url), ok in zip(uploaded, found) if not ok}
     for token_id, url in missing.items():
         log.warning("token %s: its result %s is missing", token_id, url)
     return store.modify(list(missing), lambda doc: modifiers.state(doc) == "done" and bool(
@@ -204,7 +227,7 @@ def finish_wait(settings: Mapping, store: TokenStore, counts: Mapping, tokens: M
                       + failure_listing(errors, logs)
                       + "\nFix the cause, then 'lrt reset --view error' and run the workflow again.")
     results = [{"subband": int(doc["STARTSB"]), "url": doc[modifiers.RESULTS], "token": doc["_id"]}
-               for doc in store.fetch(store.ids("done")) if doc.get(modifiers.RESULTS)]
+               for doc in store.fetch_each(store.ids("done")) if doc.get(modifiers.RESULTS)]
     write_json(results_out, {"step": settings.get("step"), "obsid": tokens.get("obsid"),
                              "results": sorted(results, key=lambda item: item["subband"])})
     write_json(status_out, status)
