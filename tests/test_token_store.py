@@ -227,3 +227,26 @@ def test_purge_deletes_tokens_of_this_type_only(store, database):
 def test_invalid_token_type(database, bad):
     with pytest.raises(InvalidTokenType, match="not valid"):
         TokenStore(database, bad)
+
+
+def test_create_writes_a_stream_of_tokens_while_reading_it(store):
+    tokens = make_tokens(120)  # batches of 40: two in flight, the first written before the third is read
+    written_before_the_third_batch = []
+
+    def stream():
+        for number, token in enumerate(tokens):
+            if number == 80:
+                written_before_the_third_batch.append(store.counts()["total"])
+            yield token
+
+    report = store.create(stream())
+    assert len(report.created) == 120
+    assert written_before_the_third_batch[0] >= 40
+
+
+def test_a_stream_stops_at_its_first_bad_token(store):
+    good = make_tokens(3, obsid="L9")
+    with pytest.raises(LrtError, match="type 'other'"):
+        store.create(token for token in good + make_tokens(1, token_type="other"))
+    with pytest.raises(LrtError, match="repeated: pref_L9_SB000"):
+        store.create(token for token in good + good[:1])

@@ -16,7 +16,7 @@ from lrt_workflow.couchdb.store import TokenStore, design_ids
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import views
 from lrt_workflow.token.builders import TokenBuilder, TokenDictBuilder, load_token_config
-from lrt_workflow.token.model import new_token, token_id
+from lrt_workflow.token.model import check_new_tokens, inline_attachment, new_token, token_id
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -175,20 +175,28 @@ class TokenSet:
         """
         iterable = iterable or {}
         template = self.builder.data
-        tokens, attachments = [], {}
+        planned = []  # (id, key, value): the ids first, so they are checked before any token is written
         for key, value in iterable.items():
             start = f"{int(key):03d}" if str(key).isdigit() else str(key)
             if id_prefix == "SB" and str(key).isdigit():
                 tid = token_id(self.th.t_type, id_append, key)
             else:
                 tid = f"{self.th.t_type}_{id_append}_{id_prefix}{start}"
-            tokens.append(new_token(self.th.t_type, tid, template, {key_name: start}))
-            if file_upload:
-                lines = value if not isinstance(value, (str, bytes)) else [value]
-                attachments[tid] = {file_upload: "".join(f"{str(line).strip()}\n" for line in lines).encode()}
+            planned.append((tid, start, value))
+        check_new_tokens(self.th.t_type, [{"_id": tid, "type": self.th.t_type} for tid, _, _ in planned])
+
+        def tokens():  # built as they are written, so building overlaps the server storing them
+            for tid, start, value in planned:
+                token = new_token(self.th.t_type, tid, template, {key_name: start})
+                if file_upload:
+                    lines = value if not isinstance(value, (str, bytes)) else [value]
+                    data = "".join(f"{str(line).strip()}\n" for line in lines).encode()
+                    token["_attachments"] = {file_upload: inline_attachment(data)}
+                yield token
+
         self.th.store.ensure_design()
-        report = self.th.store.create(tokens, attachments, overwrite=overwrite)
-        self._tokens = list(dict.fromkeys(self._tokens + [t["_id"] for t in tokens]))
+        report = self.th.store.create(tokens(), overwrite=overwrite)
+        self._tokens = list(dict.fromkeys(self._tokens + [tid for tid, _, _ in planned]))
         self.last_report = report
         return report
 

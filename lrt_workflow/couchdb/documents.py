@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import time
 import urllib.parse
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from lrt_workflow.couchdb.client import (
     AuthenticationFailed,
@@ -34,6 +35,13 @@ FEED_HEARTBEAT_SECONDS = 1.0
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def lazy_batches(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of ``size`` items, read from ``items`` only as each is needed."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _quote_id(doc_id: str) -> str:

@@ -43,10 +43,10 @@ from lrt_workflow.couchdb.documents import (  # noqa: F401  (design_ids and batc
     _update_seq,
     batched,
     design_ids,
+    lazy_batches,
 )
-from lrt_workflow.errors import LrtError
 from lrt_workflow.token import modifiers, views
-from lrt_workflow.token.model import inline_attachment
+from lrt_workflow.token.model import check_new_tokens, checked_new_tokens, inline_attachment
 
 MAX_CONFLICT_ROUNDS = 8
 #: Bulk writes of a creation kept in flight at once: the next batch is built and encoded while
@@ -239,27 +239,31 @@ class TokenStore:
         attachments: Mapping[str, Mapping[str, bytes]] | None = None,
         *,
         overwrite: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> CreateReport:
         """Create tokens in bulk, leaving the ones that exist untouched.
 
         ``attachments`` maps a token id to ``{name: bytes}``, sent inline with
-        the token. An existing token keeps its progress and locks unless
-        ``overwrite``, which replaces it with the new document. A token created
-        by a concurrent run between our check and our write counts as found.
+        the token (a token may also carry its ``_attachments`` inline itself). An
+        existing token keeps its progress and locks unless ``overwrite``, which
+        replaces it with the new document. A token created by a concurrent run
+        between our check and our write counts as found.
+
+        A list of tokens is checked whole (unique ids, this store's type) before
+        anything is written. Any other iterable is read as it is written, so
+        building the tokens overlaps the server storing them; each is checked as
+        it comes, and a bad one stops the creation there (what was written stays,
+        and a rerun finds it).
         """
-        tokens = list(tokens)
-        ids = [t["_id"] for t in tokens]
-        duplicates = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
-        if duplicates:
-            raise LrtError(f"token ids must be unique; repeated: {', '.join(duplicates[:10])}")
-        for token in tokens:
-            if token.get("type") != self.token_type:
-                raise LrtError(f"token {token['_id']} has type {token.get('type')!r}, not {self.token_type!r}")
+        if overwrite or isinstance(tokens, (list, tuple)):
+            tokens = check_new_tokens(self.token_type, list(tokens))
+        else:
+            tokens = checked_new_tokens(self.token_type, tokens)
         # Without overwrite there is nothing to ask first: the server refuses a
         # token that exists with a conflict, which is counted as found. That
         # saves a round of _all_docs requests on every creation.
-        existing = self.revisions(ids) if overwrite else {}
+        existing = self.revisions([t["_id"] for t in tokens]) if overwrite else {}
+        total = len(tokens) if isinstance(tokens, list) else None
         report = CreateReport()
 
         def encoded(batch: Sequence[Mapping]) -> bytes:
@@ -280,13 +284,13 @@ class TokenStore:
                     (report.overwritten if token["_id"] in existing else report.created).append(token["_id"])
             report.found.extend(conflicts)
             if progress:
-                progress(len(report.ids), len(tokens))
+                progress(len(report.ids), total)
 
         # IN_FLIGHT bulk writes at once: while the server stores one batch, the next is
         # built, base64-encoded and JSON-encoded here. Memory holds a few batches, not all.
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="lrt-create") as pool:
             in_flight: collections.deque = collections.deque()
-            for batch in batched(tokens, self.batch_size):
+            for batch in lazy_batches(tokens, self.batch_size):
                 in_flight.append((batch, pool.submit(_bulk_send, self.db, encoded(batch))))
                 if len(in_flight) >= IN_FLIGHT:
                     done, future = in_flight.popleft()

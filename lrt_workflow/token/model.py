@@ -10,9 +10,11 @@ Every token document is made by `new_token`; its state changes are in
 from __future__ import annotations
 
 import base64
-from typing import Mapping
+import collections
+from typing import Iterable, Iterator, Mapping
 
 from lrt_workflow import __version__
+from lrt_workflow.errors import LrtError
 from lrt_workflow.token import modifiers
 from lrt_workflow.token.views import check_type
 
@@ -52,6 +54,32 @@ def new_token(token_type: str, token_id: str | None, *layers: Mapping) -> dict:
     for layer in layers:
         doc.update((key, value) for key, value in layer.items() if key not in PROTECTED)
     return doc
+
+
+def check_new_tokens(token_type: str, tokens: list[Mapping]) -> list[Mapping]:
+    """``tokens``, once every id is known to be unique and every type to be ``token_type``."""
+    duplicates = sorted(i for i, n in collections.Counter(t["_id"] for t in tokens).items() if n > 1)
+    if duplicates:
+        raise LrtError(f"token ids must be unique; repeated: {', '.join(duplicates[:10])}")
+    for token in tokens:
+        _check_token_type(token_type, token)
+    return tokens
+
+
+def checked_new_tokens(token_type: str, tokens: Iterable[Mapping]) -> Iterator[Mapping]:
+    """The tokens of `check_new_tokens`, checked one by one as they are read."""
+    seen = set()
+    for token in tokens:
+        if token["_id"] in seen:
+            raise LrtError(f"token ids must be unique; repeated: {token['_id']}")
+        seen.add(token["_id"])
+        yield _check_token_type(token_type, token)
+
+
+def _check_token_type(token_type: str, token: Mapping) -> Mapping:
+    if token.get("type") != token_type:
+        raise LrtError(f"token {token['_id']} has type {token.get('type')!r}, not {token_type!r}")
+    return token
 
 
 def inline_attachment(data: bytes, content_type: str = "text/plain") -> dict:
