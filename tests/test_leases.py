@@ -203,12 +203,13 @@ def test_a_token_taken_over_by_another_worker_is_never_overwritten(plain_store, 
 
 
 def gated(gate, seconds=10):
-    """A job that waits for ``gate`` to exist (at most ``seconds``, then fails)."""
-    return f"for i in $(seq {int(seconds * 20)}); do [ -e {gate} ] && exit 0; sleep 0.05; done; exit 1"
+    """A job that, the first time it runs, waits for ``gate`` to exist (at most ``seconds``, then fails)."""
+    return (f"[ -e {gate}.first ] && exit 0; touch {gate}.first; "
+            f"for i in $(seq {int(seconds * 20)}); do [ -e {gate} ] && exit 0; sleep 0.05; done; exit 1")
 
 
 def claiming_ahead(store, command, tmp_path, **kwargs):
-    """A worker whose next round claims 8 tokens, as after a run of short jobs."""
+    """A worker whose next round claims several tokens, as after a run of short jobs."""
     worker = Worker(store, command, workdir=tmp_path / "work", **kwargs)
     worker.job_seconds = 0.01
     return worker
@@ -226,7 +227,7 @@ def test_the_heartbeat_renews_every_held_token_also_those_queued_behind_the_job(
     report = claiming_ahead(store, gated(gate), tmp_path, lease_seconds=2).run()
     assert sorted(report.processed) == sorted(ids) and not report.failed
     claim, beat = writes[0], writes[1]
-    assert len(claim) == 8 and sorted(beat) == sorted(claim)  # the running token and the 7 behind it
+    assert len(claim) > 1 and sorted(beat) == sorted(claim)  # the running token and every one behind it
     for tid in claim:
         doc = plain_store.get(tid)
         assert [e["event"] for e in doc["history"]] == ["locked", "running", "done"]  # never expired, never reset
@@ -242,12 +243,13 @@ def test_a_long_job_gives_back_the_tokens_queued_behind_it(plain_store, database
         given_back["ids"] = [doc["_id"] for doc in docs]
         gate.touch()
 
-    store = hooked(database, write=(lambda docs: all(d["history"][-1]["event"] == "released" for d in docs),
-                                    open_gate))
+    first_claim = []
+    store = hooked(database, write=(lambda docs: first_claim.append(docs) or
+                                    all(d["history"][-1]["event"] == "released" for d in docs), open_gate))
     ledger = tmp_path / "ledger"
     report = claiming_ahead(store, f'echo "$LRT_TOKEN_ID" >> {ledger}; {gated(gate)}', tmp_path).run()
     assert sorted(report.processed) == sorted(ids) and not report.failed
-    assert len(given_back["ids"]) == 7
+    assert len(given_back["ids"]) == len(first_claim[0]) - 1 > 0  # all but the one running
     assert sorted(ledger.read_text().split()) == sorted(ids)  # each ran once
     for tid in given_back["ids"]:
         events = plain_store.get(tid)["history"]
@@ -255,18 +257,55 @@ def test_a_long_job_gives_back_the_tokens_queued_behind_it(plain_store, database
         assert events[1]["reason"] == "its pilot is busy with a long job"
 
 
-def test_a_stop_signal_releases_the_running_token_and_those_queued_behind_it(plain_store, database, tmp_path):
+class LedgerStore(TokenStore):
+    """A TokenStore that notes in ``ledger`` each result it has written, once the server took it."""
+
+    def __init__(self, db, token_type, ledger):
+        super().__init__(db, token_type)
+        self.ledger = ledger
+
+    def _note(self, docs, saved):
+        with open(self.ledger, "a") as out:
+            out.writelines(f"saved {doc['_id']}\n" for doc in docs if doc.get("done") and doc["_id"] in saved)
+
+    def save(self, doc):
+        rev = super().save(doc)
+        self._note([doc], {doc["_id"]})
+        return rev
+
+    def write(self, docs):
+        saved, conflicts = super().write(docs)
+        self._note(docs, saved)
+        return saved, conflicts
+
+
+def test_each_result_is_saved_when_its_job_ends_before_the_next_job_starts(plain_store, database, tmp_path):
+    ids = make_tokens(plain_store, 12)
+    ledger = tmp_path / "ledger"
+    store = LedgerStore(database, "pref", ledger)
+    report = claiming_ahead(store, f'echo "ran $LRT_TOKEN_ID" >> {ledger}', tmp_path).run()
+    assert sorted(report.processed) == sorted(ids)
+    lines = ledger.read_text().split("\n")[:-1]
+    # A pilot killed between two jobs loses no result: each is on the server before the next job runs.
+    assert lines == [line for tid in report.processed for line in (f"ran {tid}", f"saved {tid}")]
+
+
+def test_a_stop_signal_saves_the_finished_results_and_releases_the_running_and_queued_tokens(plain_store, tmp_path):
     make_tokens(plain_store, 40)
-    # The first job stops its own pilot, as a batch system would: SIGTERM to the worker's process.
-    worker = claiming_ahead(plain_store, "kill -TERM $PPID; sleep 30", tmp_path)
-    report = worker.run()
-    assert report.released and report.processed == []
+    marker = tmp_path / "first-done"
+    # The first job ends well; the second stops its own pilot, as a batch system would: SIGTERM to
+    # the worker's process. The first one's result was saved when it ended.
+    command = f"if [ -e {marker} ]; then kill -TERM $PPID; sleep 30; else touch {marker}; fi"
+    report = claiming_ahead(plain_store, command, tmp_path).run()
+    assert report.released and len(report.processed) == 1
     docs = [plain_store.get(tid) for tid in plain_store.all_ids()]
-    assert [doc["_id"] for doc in docs if doc["lock"]] == []
+    assert [doc["_id"] for doc in docs if doc["lock"] and not doc["done"]] == []
     touched = [doc for doc in docs if doc.get("history")]
-    assert len(touched) == 8
-    assert all([e["event"] for e in doc["history"]] == ["locked", "released"] for doc in touched)
-    assert plain_store.counts()["todo"] == 40
+    assert len(touched) > 2
+    assert [doc["_id"] for doc in touched if doc["status"] == "done"] == report.processed
+    assert all([e["event"] for e in doc["history"]] == ["locked", "released"]
+               for doc in touched if doc["_id"] not in report.processed)
+    assert plain_store.counts()["todo"] == 39
 
 
 # --- resetting stale tokens ---------------------------------------------------------------

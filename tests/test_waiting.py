@@ -60,8 +60,10 @@ def test_the_feed_counts_only_the_steps_tokens_that_finished(store, database):
     ids = make_tokens(store, 3)
     other_step = TokenStore(database, "other")
     other_ids = make_tokens(other_step, 2)
+    other_observation = make_tokens(store, 2, obsid="L2")
     since = store.update_seq()
     finish(other_step, other_ids)  # another step's tokens
+    finish(store, other_observation)  # this step's, of another observation
     store.set_fields(ids[:1], lock=int(time.time()), worker_id="w")  # claimed, not finished
     assert store.follow(since, 0.3, match=views.FINISHED)[0] == 0
     finish(store, ids[1:])

@@ -111,10 +111,11 @@ def test_time_limit_kills_the_whole_process_group(store, tmp_path):
 
 def test_heartbeat_renews_the_lease(store, tmp_path):
     ids = fill(store, 1)
-    w = worker(store, "sleep 2.5", tmp_path, heartbeat_seconds=0.5)
+    w = worker(store, "sleep 3.5", tmp_path, heartbeat_seconds=0.5)
     w.run()
     doc = store.get(ids[0])
-    assert doc["heartbeat"] > doc["lock"]
+    # Renewed until the job's end, not only with its running status (saved after a second).
+    assert doc["heartbeat"] >= doc["lock"] + 2
 
 
 def test_job_environment_maps_keys_and_attachment_names(tmp_path):

@@ -1,7 +1,7 @@
 """The tokens one pilot holds: how it claims them, saves them, renews their leases and gives them back.
 
 **Claiming.** One round claims up to ``n`` tokens with three requests whatever ``n`` is:
-the view's first ids (a window a few times wider than ``n``, so that pilots starting
+the view's first ids (a window several times wider than ``n``, so that pilots starting
 together pick different tokens), the documents themselves, with their attachments, and
 one ``_bulk_docs`` of the claims. The documents, not the view rows, decide: another
 pilot may have locked a token after the view was read, so a token is claimed only if
@@ -35,7 +35,7 @@ from lrt_workflow.token import modifiers
 
 log = logging.getLogger("lrt_workflow.pilot.worker")
 
-#: The view rows one claim round looks at, at least; a round for n tokens looks at 4n or more.
+#: The view rows one claim round looks at, at least; a round for n tokens looks at 8n or more.
 CLAIM_WINDOW = 25
 #: Rounds in a row that find tokens in the view but claim none, before the view counts as empty.
 CLAIM_ATTEMPTS = 10
@@ -80,7 +80,7 @@ class Holdings:
     def claim(self, view: str, n: int = 1) -> list[dict]:
         """Lock up to ``n`` free tokens in one round; [] when the view has none left."""
         for attempt in range(CLAIM_ATTEMPTS):
-            window = max(CLAIM_WINDOW, 4 * n) * (attempt + 1)
+            window = max(CLAIM_WINDOW, 8 * n) * (attempt + 1)
             ids = self.store.ids(view, limit=window)
             if not ids:
                 return []

@@ -6,11 +6,14 @@ stopped as a whole process group, children included.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from lrt_workflow.archive import attachment_filename
+from lrt_workflow.token.modifiers import is_log_attachment
 
 log = logging.getLogger("lrt_workflow.pilot.worker")
 
@@ -48,6 +52,29 @@ def job_environment(token: dict, workdir: Path, base: dict | None = None) -> dic
     return env
 
 
+def write_inputs(workdir: Path, token: dict, fetched: dict[str, bytes], download: Callable[[str, str], bytes]
+                 ) -> list[str]:
+    """Write the token's attachments (logs excepted) into ``workdir``; returns their file names.
+    They came with the claim (``fetched``); one that did not is downloaded now."""
+    inputs = []
+    for name in token.get("_attachments") or {}:
+        if is_log_attachment(name):  # a previous attempt's logs are not the job's input
+            continue
+        inputs.append(attachment_filename(name))
+        (workdir / inputs[-1]).write_bytes(fetched[name] if name in fetched else download(token["_id"], name))
+    return inputs
+
+
+def empty(folder: Path) -> None:
+    """Remove everything in ``folder``, keeping the folder."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
 def pilot_job_ids(environ: dict | None = None) -> dict:
     """The batch system's id of the job this pilot runs in, for the tokens it claims."""
     environ = os.environ if environ is None else environ
@@ -66,6 +93,33 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv`` when it knows ``--pdeathsig`` (2.33 and later), else None."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    try:
+        usage = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return setpriv if "--pdeathsig" in usage else None
+
+
+def job_process(command: str, **popen) -> subprocess.Popen:
+    """``bash -c command`` in a session of its own, killed by the kernel when the worker dies.
+
+    Through ``setpriv --pdeathsig KILL`` where util-linux has it: then Python can start the
+    job with vfork, a few milliseconds quicker per job than a fork that runs `die_with_parent`
+    in the child, which is the fallback."""
+    setpriv = _setpriv()
+    if setpriv:
+        return subprocess.Popen([setpriv, "--pdeathsig", "KILL", "--", "/bin/bash", "-c", command],
+                                start_new_session=True, **popen)
+    return subprocess.Popen(["/bin/bash", "-c", command], start_new_session=True, preexec_fn=die_with_parent,
+                            **popen)
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -123,11 +177,8 @@ class JobRun:
         stdout_path, stderr_path = self.workdir / "stdout.log", self.workdir / "stderr.log"
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             self.started, self._began = time.time(), time.monotonic()
-            self.process = subprocess.Popen(
-                ["/bin/bash", "-c", self.command],
-                cwd=self.workdir, env=job_environment(self.token, self.workdir), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True, preexec_fn=die_with_parent,
-            )
+            self.process = job_process(self.command, cwd=self.workdir, env=job_environment(self.token, self.workdir),
+                                       stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             code = self._wait(err)
             self.ended = True
         if self.stopped_for is None and self.killed:  # the signal handler stopped it while we waited

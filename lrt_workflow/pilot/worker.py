@@ -18,9 +18,11 @@ many tokens as this pilot runs in about `CLAIM_AHEAD_SECONDS` (at most
 `MAX_CLAIM_AHEAD`), in three requests, their attachments included. A job's
 ``running`` status is saved only once it has run `RUNNING_AFTER_SECONDS`; a
 shorter job records it together with its result, at the time it started. So
-a short job costs its token one write, the result. Long jobs claim one token
-at a time, as before, and a job that turns out long gives back the tokens
-claimed after it at once, so no other pilot waits for them.
+a short job costs its token one write, the result, and that write is made
+when the job ends, before the pilot moves on: a pilot killed after a job
+never loses its result. Long jobs claim one token at a time, as before, and
+a job that turns out long gives back the tokens claimed after it at once, so
+no other pilot waits for them.
 
 **Leases.** A heartbeat renews the lease of every token this worker holds once
 it has gone ``heartbeat_seconds`` (a quarter of the lease by default) without
@@ -39,6 +41,7 @@ or a fork half-way.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -52,12 +55,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lrt_workflow.archive import attachment_filename
 from lrt_workflow.couchdb.client import CouchDBError
 from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
 from lrt_workflow.pilot.holdings import Holdings
-from lrt_workflow.pilot.job import KILL_GRACE_SECONDS, TIMEOUT_EXIT, UPLOAD_FAILED_EXIT, JobRun, pilot_job_ids  # noqa: F401
+from lrt_workflow.pilot.job import (  # noqa: F401  (TIMEOUT_EXIT: imported from here too)
+    KILL_GRACE_SECONDS,
+    TIMEOUT_EXIT,
+    UPLOAD_FAILED_EXIT,
+    JobRun,
+    empty,
+    pilot_job_ids,
+    write_inputs,
+)
 from lrt_workflow.pilot.upload import UploadError, upload
 from lrt_workflow.storage import StorageError
 from lrt_workflow.token import modifiers, views
@@ -66,7 +76,7 @@ from lrt_workflow.token.model import inline_attachment
 log = logging.getLogger(__name__)
 
 #: At most this many tokens are claimed in one round, and only while the jobs are short:
-MAX_CLAIM_AHEAD = 8
+MAX_CLAIM_AHEAD = 16
 #: a round claims as many tokens as this pilot's recent jobs take about this long to run. A job
 #: that runs longer than this gives back the tokens claimed after it.
 CLAIM_AHEAD_SECONDS = 2.0
@@ -80,11 +90,12 @@ class WorkerReport:
     failed: list[str] = field(default_factory=list)
     conflicts: int = 0
     released: str | None = None
+    requests: int = 0  # HTTP requests this worker made while it ran, what its tokens cost the server
 
     def __str__(self) -> str:
         n = len(self.processed)
         return (f"processed {n} token{'s' if n != 1 else ''} ({len(self.failed)} failed), "
-                f"{self.conflicts} claim conflicts")
+                f"{self.conflicts} claim conflicts, {self.requests} requests")
 
 
 class LeaseLost(CouchDBError):
@@ -138,6 +149,8 @@ class Worker:
         self.job_seconds: float | None = None  # recent jobs' duration, claim to result (a moving average)
         self._since = None  # where the changes feed starts, while waiting for other pilots
         self._wake = threading.Event()  # a job started: the keeper has new duties
+        self._requests = itertools.count(1)
+        self._folder: Path | None = None  # the work folder of every job, unless keep_workdirs
 
     # --- claiming and saving -----------------------------------------------------
 
@@ -209,18 +222,14 @@ class Worker:
     # --- running -----------------------------------------------------------------
 
     def prepare(self, token: dict) -> tuple[Path, list[str]]:
-        """A fresh work folder holding the token's attachments (logs excepted), and their file names.
-        They came with the claim; one that did not is downloaded now."""
+        """An empty work folder holding the token's attachments (logs excepted), and their file names."""
         self.root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
-        fetched = self.held.inputs.pop(token["_id"], {})
-        inputs = []
-        for name in token.get("_attachments") or {}:
-            if modifiers.is_log_attachment(name):  # a previous attempt's logs are not the job's input
-                continue
-            inputs.append(attachment_filename(name))
-            data = fetched[name] if name in fetched else self.store.get_attachment(token["_id"], name)
-            (workdir / inputs[-1]).write_bytes(data)
+        if self.keep_workdirs:
+            workdir = Path(tempfile.mkdtemp(prefix=f"{token['_id']}-", dir=self.root))
+        else:  # one folder for all this pilot's jobs, emptied after each: a new folder costs a journaled rmdir
+            self._folder = self._folder or Path(tempfile.mkdtemp(prefix="pilot-", dir=self.root))
+            workdir = self._folder
+        inputs = write_inputs(workdir, token, self.held.inputs.pop(token["_id"], {}), self.store.get_attachment)
         return workdir, inputs
 
     def command_for(self, token: dict) -> str:
@@ -280,6 +289,7 @@ class Worker:
                                        "stderr.log": inline_attachment(stderr)}
                 retry = modifiers.conclude(doc, code, self.max_scrub, results=results)
 
+            # Saved now, before the pilot runs anything else: a pilot killed after this job never loses it.
             if self.save(result, allow_free=True):
                 self.report.processed.append(token_id)
                 if code:
@@ -292,7 +302,7 @@ class Worker:
             self.held.forget(token_id)
             self._running, self._job = None, None
             if workdir and not self.keep_workdirs:
-                shutil.rmtree(workdir, ignore_errors=True)
+                empty(workdir)
 
     def _stopped(self, token_id: str, why: str) -> None:
         """The job was stopped before it ended: give the token back, and say why."""
@@ -359,6 +369,8 @@ class Worker:
     def run(self, max_tokens: int | None = None) -> WorkerReport:
         """Process tokens until the view is empty (or ``max_tokens`` are done, or a signal comes)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        hooks = self.store.db.r_session.hooks.setdefault("response", [])
+        hooks.append(self._count_request)
         stop_keeper = threading.Event()
         threading.Thread(target=self._keeper, args=(stop_keeper,), daemon=True).start()
         try:
@@ -380,6 +392,14 @@ class Worker:
             if self.held.queue:
                 self._release_queue("the pilot was stopped" if self._stop.is_set() else
                                     "the pilot ended before it ran them")
+            if self._folder:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            hooks.remove(self._count_request)
         return self.report
+
+    def _count_request(self, response, *args, **kwargs):
+        self.report.requests = next(self._requests)  # itertools.count: safe from both threads
+        return response
