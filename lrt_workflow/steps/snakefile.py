@@ -45,6 +45,12 @@ def export(built: Pipeline, *, conda: bool = False) -> None:
     os.environ["LRT_CONFIG"] = snapshot_path(built)
 
 
+def pilot_resources(built: Pipeline, step: Step) -> dict:
+    """What each pilot of ``step`` asks of a batch system: ``pilots.resources``, with the step's own
+    values over them (a step's ``pilots`` section replaces only the keys it names)."""
+    return {**built.config["pilots"]["resources"], **built.step_config(step.name)["pilots"]["resources"]}
+
+
 def snapshot_path(built: Pipeline) -> str:
     """Where the steps read the validated configuration: beside the one step's results, or, for a
     pipeline, in the results folder that all its observations share."""
