@@ -6,6 +6,7 @@
 
 from snakemake.utils import min_version
 
+from lrt_workflow.steps import slurm
 from lrt_workflow.steps import snakefile as support
 
 min_version("9.18")
@@ -41,6 +42,8 @@ onstart:
     # Written when a run starts, so that -n and --lint write nothing.
     support.write_config_snapshot(config, support.snapshot_path(PIPELINE))
     support.start_embedded(config)
+    # With the SLURM executor: a job whose state cannot be learned fails the run; SIGTERM stops it like Ctrl-C.
+    slurm.activate(workflow)
 
 
 onsuccess:
