@@ -20,6 +20,7 @@ configfile: "config.yaml"
 CONDA = "conda" in {str(m).lower() for m in workflow.deployment_settings.deployment_method}
 PIPELINE = support.load(config, workflow.configfiles, conda=CONDA)
 STEPS = PIPELINE.steps
+support.warn_if_unreachable(config, workflow)
 # Under conda each rule has its own environment; otherwise the rules use the Python that runs Snakemake.
 ENV = "../envs/lrt_workflow.yaml"
 
