@@ -423,8 +423,9 @@ def test_every_object_refuses_unknown_keys():
             yield from objects(sub, f"{path}.{name}")
 
     found = list(objects(load_schema()))
-    # root, token, token.fields, observations, steps, subband_pattern, couchdb, pilots, wait, archive
-    assert len(found) == 10
+    # root, token, token.fields, observations, steps, subband_pattern, couchdb, pilots, pilots.resources, wait,
+    # archive
+    assert len(found) == 11
     for path, schema in found:
         # token.fields holds free field names, but its values must be scalars; observations and
         # steps are keyed by the user's names, but their values are strings and closed steps
