@@ -42,9 +42,9 @@ rule all:
 onstart:
     # Written when a run starts, so that -n and --lint write nothing.
     support.write_config_snapshot(config, support.snapshot_path(PIPELINE))
-    support.start_embedded(config)
     # With the SLURM executor: a job whose state cannot be learned fails the run; SIGTERM stops it like Ctrl-C.
     slurm.activate(workflow)
+    support.start_embedded(config)
 
 
 onsuccess:

@@ -48,6 +48,7 @@ CANCEL_WAIT_SECONDS = 60.0
 UNFINISHED = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUED",
               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 
+
 def activate(workflow) -> bool:
     """Guard this run if its executor is SLURM's (call it when the run starts, from the main thread).
     Returns whether it did."""
