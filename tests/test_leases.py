@@ -7,21 +7,16 @@ act. Nothing here relies on timing to make a race happen.
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
+import project
 from project import wait_until
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.pilot.worker import TIMEOUT_EXIT, Worker
 from lrt_workflow.token import Token, TokenStore, modifiers, token_id
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class HookedStore(TokenStore):
@@ -287,20 +282,14 @@ def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_run
         server.stop()
 
 
-def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store, couchdb_server, database, tmp_path):
+def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store, couchdb_server, database, tmp_path,
+                                                                    runs):
     [tid] = make_tokens(plain_store)
-    config = yaml.safe_load((ROOT / "example" / "one-step" / "config.yaml").read_text())
-    config["srm_file"] = "unused.txt"
-    config["token"].update(template=str(ROOT / "example" / "one-step" / "token.json"), command="sleep 60",
-                           type="pref", attachments=[])
-    config["couchdb"].update(url=couchdb_server.url, database=database.database_name)
-    config["pilots"].update(max_token_seconds=1)
-    config["wait"].update(max_scrub=0)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    project.one_step(tmp_path, command="sleep 60", token={"type": "pref"}, pilots={"max_token_seconds": 1},
+                     wait={"max_scrub": 0}, couchdb={"url": couchdb_server.url, "database": database.database_name})
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "lrt_workflow", "step", "pilot", "--config", "config.yaml",
-                             "--out", "pilot.json"], cwd=tmp_path, capture_output=True, text=True, timeout=50)
-    assert result.returncode == 0, result.stderr
+    runs.lrt(tmp_path, "step", "pilot", "--config", "config.yaml", "--out", "pilot.json",
+             env=couchdb_server.environment(), check=True, timeout=50)
     assert time.monotonic() - started < 30
     doc = plain_store.get(tid)
     assert (doc["status"], doc["output"]) == ("error", TIMEOUT_EXIT)

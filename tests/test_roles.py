@@ -17,25 +17,19 @@ so these tests run only with LRT_TEST_COUCHDB.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
+import project
 from lrt_workflow.couchdb import connect, open_database
 from lrt_workflow.token import TokenStore
+from lrt_workflow.token.views import LAST_SEEN
+from project import OBSID
 from servers import kind
-
-ROOT = Path(__file__).resolve().parent.parent
-SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
-OBSID = "L229507"
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,49 +39,23 @@ pytestmark = [
 
 
 def write_project(folder: Path, target) -> Path:
-    """Three tokens (30 subbands in chunks of 10) in the target's database."""
-    (folder / "example").mkdir(parents=True)
-    (folder / "example" / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:30]) + "\n")
-    for name in ("token.json", "job.sh"):
-        shutil.copy(ROOT / "example" / name, folder / "example" / name)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["couchdb"].update(target.config)
-    config["wait"]["poll_seconds"] = 0.5
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    """Three tokens (30 subbands in chunks of 10) in the target's database, in ``folder/project``
+    (Snakemake's output goes beside it)."""
+    project.one_step(folder / "project", target)
+    return folder / "project"
 
 
-def command_lines() -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return found
-
-
-def run_workflow(folder: Path, target, timeout: float = 300) -> tuple[int, str]:
+def run_workflow(runs, folder: Path, target, timeout: float = 300) -> tuple[int, str]:
     """Snakemake in ``folder`` with the target's credentials in its environment only; every
     command line is searched for the password while it runs."""
     password = target.account.password
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PICAS")}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--profile", str(ROOT / "profiles" / "local")],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**env, "HOME": str(folder), **target.environment},
-    )
+    run = runs.start_snakemake(folder, target=target, output=folder.parent / "snakemake.out")
     deadline = time.monotonic() + timeout
-    try:
-        while run.poll() is None:
-            assert time.monotonic() < deadline, "the run did not finish in time"
-            assert not [line for line in command_lines() if password in line], "the password is on a command line"
-            time.sleep(0.1)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        output = run.communicate()[0]
+    while run.poll() is None:
+        assert time.monotonic() < deadline, "the run did not finish in time"
+        assert not [line for _, line in project.processes() if password in line], "the password is on a command line"
+        time.sleep(0.1)
+    output = runs.finish(run, check=False).stdout
     assert password not in output, "the password is in Snakemake's output"
     return run.returncode, output
 
@@ -128,12 +96,12 @@ def install_design(target, token_type: str = "demo") -> None:
 # --- a) the server admin -----------------------------------------------------------------------------------
 
 
-def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_path, workflow_couchdb_for):
+def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("server-admin", create=False)
     assert "_admin" in session_of(target)["roles"]
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert target.database in target.server.databases()
@@ -142,27 +110,27 @@ def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_pa
 # --- b) a database admin: the usual PiCaS account -------------------------------------------------------
 
 
-def test_b_a_database_admin_runs_the_workflow_and_a_rerun_does_nothing(tmp_path, workflow_couchdb_for):
+def test_b_a_database_admin_runs_the_workflow_and_a_rerun_does_nothing(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("picas")
     assert "_admin" not in session_of(target)["roles"], "this must be an ordinary user"
     security = target.server.request("GET", f"{target.database}/_security").json()
     assert security["admins"]["names"] == [target.account.name]
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert json.loads((folder / "results" / OBSID / "design.json").read_text())["written"] is True
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
     assert code == 0 and "Nothing to be done" in output, output[-3000:]
 
 
 def test_b_a_database_admin_without_a_database_is_told_a_server_admin_must_create_it(tmp_path,
-                                                                                      workflow_couchdb_for):
+                                                                                      workflow_couchdb_for, runs):
     target = workflow_couchdb_for("picas", create=False)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     # CouchDB 3 answers the non-admin's PUT /db with "401 You are not a server admin.": the
     # database is missing, the password is right, and the message must say so.
@@ -177,14 +145,14 @@ def test_b_a_database_admin_without_a_database_is_told_a_server_admin_must_creat
 # --- c) a database member only ----------------------------------------------------------------------------
 
 
-def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_path, workflow_couchdb_for):
+def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("member")
     security = target.server.request("GET", f"{target.database}/_security").json()
     assert security["admins"]["names"] == [] and security["members"]["names"] == [target.account.name]
     install_design(target)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert json.loads((folder / "results" / OBSID / "design.json").read_text())["written"] is False
@@ -193,7 +161,7 @@ def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_pa
 def make_design_out_of_date(target) -> None:
     install_design(target)
     design = target.server.request("GET", f"{target.database}/_design/demo").json()
-    del design["views"]["locked_since"]  # as made by an older version, before that view existed
+    del design["views"][LAST_SEEN]  # as made by an older version, before that view existed
     target.server.request("PUT", f"{target.database}/_design/demo", json=design)
 
 
@@ -203,13 +171,13 @@ def make_design_out_of_date(target) -> None:
     "saying what a database admin must run"))
 @pytest.mark.parametrize("design", ["missing", "out-of-date"])
 def test_c_a_member_is_told_what_a_database_admin_must_run_when_the_design_is_not_current(
-        tmp_path, workflow_couchdb_for, design):
+        tmp_path, workflow_couchdb_for, runs, design):
     target = workflow_couchdb_for("member")
     if design == "out-of-date":
         make_design_out_of_date(target)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     # What holds today already: the run fails before any token is made.
     assert code != 0
