@@ -6,7 +6,7 @@ b) a user who is admin of the database (named in ``_security.admins``) but not o
 c) a user who is only a member of the database (``_security.members``): it may read and
    write tokens, but not design documents. A run works when ``_design/<type>`` is there
    and current; when it is missing or out of date the run must stop before any token is
-   made, saying what a database admin must do. That message is still to come (xfail).
+   made, saying what a database admin must run (``lrt design install``); once one has, it works.
 
 Every run's password is looked for, and must not be found, on every command line while
 the run goes, in Snakemake's output, in every file of the project folder, in the token
@@ -165,10 +165,6 @@ def make_design_out_of_date(target) -> None:
     target.server.request("PUT", f"{target.database}/_design/demo", json=design)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a member may not write _design/<type>; today the run stops at the design step with '403 forbidden: You "
-    "are not a db or server admin.; check the user and password', which blames the credentials instead of "
-    "saying what a database admin must run"))
 @pytest.mark.parametrize("design", ["missing", "out-of-date"])
 def test_c_a_member_is_told_what_a_database_admin_must_run_when_the_design_is_not_current(
         tmp_path, workflow_couchdb_for, runs, design):
@@ -179,10 +175,19 @@ def test_c_a_member_is_told_what_a_database_admin_must_run_when_the_design_is_no
 
     code, output = run_workflow(runs, folder, target)
 
-    # What holds today already: the run fails before any token is made.
+    # The run fails before any token is made...
     assert code != 0
     assert target.tokens(folder) == []
     assert_password_nowhere(folder, target)
-    # What is still to come: a message that says what to do, not one that blames the password.
+    # ...with a message that says what to do, not one that blames the password.
     assert "check the user and password" not in output, output[-3000:]
-    assert "database admin" in output, output[-3000:]
+    state = "missing" if design == "missing" else "out of date"
+    assert f"_design/demo in database {target.database} is {state}" in output, output[-3000:]
+    assert "Ask a database admin to run, in this project folder, 'lrt design install'" in output, output[-3000:]
+
+    # A database admin does so (here the server admin: this database has no other), and the member's
+    # run, the same command again, goes through.
+    installed = runs.lrt(folder, "design", "install", env=target.server.environment())
+    assert installed.returncode == 0 and "_design/demo written" in installed.stdout, installed.stdout[-3000:]
+    code, output = run_workflow(runs, folder, target)
+    assert_completed(folder, target, code, output)
