@@ -320,12 +320,16 @@ def runs(tmp_path):
 
 
 @pytest.fixture
-def lrt_worker(couchdb_server, database):
+def lrt_worker(couchdb_server, database, tmp_path):
     """Starts ``lrt worker`` pilots on the test's database (``url``/``database_name`` name others), the
     server's credentials in their environment, never on their command line. Each runs in a session of
-    its own, and is killed with its job when the test ends."""
+    its own, and is killed with its job when the test ends. They run in ``tmp_path``, where there is no
+    config.yaml (an ``lrt`` command reads ./config.yaml: in the repository, the user's own), with no
+    PiCaS setting of ours."""
     import subprocess
     import sys
+
+    from project import clean_environment
 
     started = []
 
@@ -333,8 +337,8 @@ def lrt_worker(couchdb_server, database):
         process = subprocess.Popen(
             [sys.executable, "-m", "lrt_workflow", "worker", "--url", url or couchdb_server.url,
              "--database", database_name or database.database_name, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, **couchdb_server.environment(), **(env or {})})
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env=clean_environment(tmp_path, **{**couchdb_server.environment(), **(env or {})}))
         started.append(process)
         return process
 

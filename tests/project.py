@@ -131,7 +131,9 @@ class Runs:
         self.started: list[subprocess.Popen] = []
 
     def environment(self, folder: Path, target=None, env: dict | None = None) -> dict:
-        return clean_environment(folder, **(target.environment if target is not None else {}), **(env or {}))
+        """``clean_environment`` with the target's credentials, and ``env`` over them (a test may give a
+        run other credentials than its target's, or blank them)."""
+        return clean_environment(folder, **{**(target.environment if target is not None else {}), **(env or {})})
 
     def start(self, folder: Path, *command: str, target=None, env: dict | None = None,
               output: Path | None = None) -> subprocess.Popen:
