@@ -5,9 +5,11 @@ the race needs, through a store whose methods call a hook just before they
 act. Nothing here relies on timing to make a race happen.
 """
 
+import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -245,6 +247,33 @@ def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couch
     assert plain_store.reset_stale(2, now=last + 2.5) == [tid]
     doc = plain_store.get(tid)
     assert (doc["status"], doc["lock"], doc["scrub_count"]) == ("todo", 0, 1)
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "die_with_parent (PR_SET_PDEATHSIG) kills only the job's own process when its worker is SIGKILLed: the "
+    "job's children (here a sleep the job script waits for) go on running unrecorded while the token is "
+    "reset and run again elsewhere; the README says the job is killed with the pilot"))
+def test_the_children_of_a_dead_workers_job_die_with_it(plain_store, tmp_path, lrt_worker):
+    make_tokens(plain_store)
+    worker = lrt_worker("--type", "pref", "--command",
+                        f"echo $$ > {tmp_path}/job.pid; sleep 60 & echo $! > {tmp_path}/child.pid; wait")
+    child = int(wait_until(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip()))
+    job = int((tmp_path / "job.pid").read_text())
+    try:
+        worker.kill()
+        worker.wait()
+        wait_until(lambda: not running(job), timeout=10)  # the job itself dies with its worker
+        wait_until(lambda: not running(child), timeout=5)  # and so must what it started
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the job's process group: what is left of it
+            os.killpg(job, signal.SIGKILL)
 
 
 def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_runs_out(tmp_path, lrt_worker):
