@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import tarfile
 import time
