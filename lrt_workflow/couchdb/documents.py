@@ -1,5 +1,6 @@
-"""The requests `TokenStore` makes, one function per kind: documents one at a time and in bulk,
-and the changes feed. Only `lrt_workflow.couchdb.store` uses them; everything else asks a store.
+"""Requests for the documents of one database: one at a time and in bulk, and the changes feed.
+The HTTP that `TokenStore` is built on; apart from it, only the listing of design documents is
+used elsewhere.
 
 They go through the client's session (`lrt_workflow.couchdb.client`), so credentials, TLS,
 retries and error messages are handled there. The embedded pouchdb-server ignores
@@ -22,7 +23,7 @@ from lrt_workflow.couchdb.client import (
     ServerUnreachable,
     UpdateConflict,
     http_error,
-    request,
+    request as session_request,
     translate_errors,
 )
 
@@ -44,55 +45,55 @@ def lazy_batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _quote_id(doc_id: str) -> str:
+def quote_id(doc_id: str) -> str:
     # Design documents keep their slash; every other id is one path segment.
     if doc_id.startswith("_design/"):
         return "_design/" + urllib.parse.quote(doc_id[len("_design/"):], safe="")
     return urllib.parse.quote(doc_id, safe="")
 
 
-def _request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
+def request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
     """One HTTP request to ``db``; returns the response. Failures become typed errors,
     except the status codes in ``expect``, which the caller handles."""
     url = db.database_url + (f"/{path}" if path else "")
     with translate_errors(db.client.server_url, db.database_name):
-        response = request(db.r_session, method, url, **kwargs)
+        response = session_request(db.r_session, method, url, **kwargs)
         if response.status_code >= 400 and response.status_code not in expect:
             raise http_error(response, f"{db.client.server_url.rstrip('/')}/{db.database_name}/{path}".rstrip("/"))
     return response
 
 
-def _fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
+def fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
     """The document ``doc_id``, or None when there is none."""
     params = {"attachments": "true"} if attachments else None
-    response = _request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
+    response = request(db, "GET", quote_id(doc_id), params=params, expect=(404,))
     return None if response.status_code == 404 else response.json()
 
 
-def _save_document(db, doc: dict) -> str:
+def save_document(db, doc: dict) -> str:
     """Create or update one document (``_rev`` decides which); returns its new revision."""
-    response = _request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
+    response = request(db, "PUT", quote_id(doc["_id"]), json=doc, expect=(409,))
     if response.status_code == 409:
         raise UpdateConflict(f"token {doc['_id']} changed on the server since it was read; fetch it and try again")
     return response.json()["rev"]
 
 
-def _delete_document(db, doc_id: str, rev: str) -> None:
-    response = _request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
+def delete_document(db, doc_id: str, rev: str) -> None:
+    response = request(db, "DELETE", quote_id(doc_id), params={"rev": rev}, expect=(409,))
     if response.status_code == 409:
         raise UpdateConflict(f"token {doc_id} changed on the server since it was read; fetch it and try again")
 
 
-def _bulk_body(docs: Sequence[dict]) -> bytes:
+def bulk_body(docs: Sequence[dict]) -> bytes:
     """The body of a ``_bulk_docs`` request, encoded once (compact: no spaces)."""
     return json.dumps({"docs": list(docs)}, separators=(",", ":")).encode()
 
 
-def _bulk_send(db, body: bytes) -> tuple[dict[str, str], list[str]]:
+def bulk_send(db, body: bytes) -> tuple[dict[str, str], list[str]]:
     """POST an encoded ``_bulk_docs`` body: ({id: new rev} of the saved, [ids that conflicted]).
     Each document succeeds or conflicts on its own. Safe to call from another thread."""
     saved, conflicts = {}, []
-    response = _request(db, "POST", "_bulk_docs", data=body, headers={"Content-Type": "application/json"})
+    response = request(db, "POST", "_bulk_docs", data=body, headers={"Content-Type": "application/json"})
     for row in response.json():
         if "rev" in row and "error" not in row:
             saved[row["id"]] = row["rev"]
@@ -108,42 +109,42 @@ def _bulk_send(db, body: bytes) -> tuple[dict[str, str], list[str]]:
     return saved, conflicts
 
 
-def _bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
+def bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
     """``_bulk_docs``: returns ({id: new rev} of the saved, [ids that conflicted])."""
     if not docs:
         return {}, []
-    return _bulk_send(db, _bulk_body(docs))
+    return bulk_send(db, bulk_body(docs))
 
 
-def _fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
+def fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
     """The documents with these ids that exist, in the order given."""
     docs = []
     params = {"include_docs": "true"}
     if attachments:
         params["attachments"] = "true"
     for batch in batched(list(ids), batch_size):
-        rows = _request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
+        rows = request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
         docs.extend(row["doc"] for row in rows if row.get("doc"))
     return docs
 
 
-def _existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
+def existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
     """{id: current rev} for the ids that exist and are not deleted. One request per batch."""
     revisions = {}
     for batch in batched(list(ids), batch_size):
-        for row in _request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
+        for row in request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
             value = row.get("value")
             if value and not value.get("deleted"):
                 revisions[row["id"]] = value["rev"]
     return revisions
 
 
-def _update_seq(db):
+def update_seq(db):
     """The database's current update sequence: where a changes feed that misses nothing starts."""
-    return _request(db, "GET").json()["update_seq"]
+    return request(db, "GET").json()["update_seq"]
 
 
-def _follow_changes(db, selector: Mapping, since, seconds: float, *, enough: int = 1,
+def follow_changes(db, selector: Mapping, since, seconds: float, *, enough: int = 1,
                     stop: Callable[[], bool] | None = None) -> tuple[int, object]:
     """Follow the continuous ``_changes`` feed of the documents matching the Mango ``selector``
     from ``since``, until ``enough`` changes came, ``seconds`` passed or ``stop()`` holds.
@@ -161,7 +162,7 @@ def _follow_changes(db, selector: Mapping, since, seconds: float, *, enough: int
     params = {"feed": "continuous", "filter": "_selector", "since": since if isinstance(since, str) else
               json.dumps(since), "heartbeat": int(heartbeat * 1000), "selector": selector_json}
     seen, last = 0, since
-    response = _request(db, "POST", "_changes", params=params, data=json.dumps({"selector": selector}),
+    response = request(db, "POST", "_changes", params=params, data=json.dumps({"selector": selector}),
                         headers={"Content-Type": "application/json", "Accept-Encoding": "identity"},
                         stream=True, timeout=(10, heartbeat * 5 + 5))
     try:
@@ -183,12 +184,12 @@ def _follow_changes(db, selector: Mapping, since, seconds: float, *, enough: int
     return seen, last
 
 
-def _md5_digest(data: bytes) -> str:
+def md5_digest(data: bytes) -> str:
     # The digest CouchDB reports for an attachment stored as is (not gzip-compressed).
     return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 
 def design_ids(db) -> list[str]:
     """The ids of every design document in the database: one per token type, and any others."""
-    rows = _request(db, "GET", "_all_docs", params={"startkey": '"_design/"', "endkey": '"_design0"'}).json()["rows"]
+    rows = request(db, "GET", "_all_docs", params={"startkey": '"_design/"', "endkey": '"_design0"'}).json()["rows"]
     return [row["id"] for row in rows]

@@ -22,36 +22,29 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from lrt_workflow import __version__
-from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
-from lrt_workflow.couchdb.documents import (  # noqa: F401  (design_ids and batched: imported from here too)
-    BATCH_SIZE,
-    _bulk_body,
-    _bulk_send,
-    _bulk_write,
-    _delete_document,
-    _existing_revisions,
-    _fetch_document,
-    _fetch_documents,
-    _follow_changes,
-    _md5_digest,
-    _quote_id,
-    _request,
-    _save_document,
-    _update_seq,
-    batched,
-    design_ids,
-    lazy_batches,
+from lrt_workflow.couchdb import documents
+from lrt_workflow.couchdb.client import (
+    CouchDBError,
+    Forbidden,
+    UpdateConflict,
 )
+from lrt_workflow.couchdb.credentials import redact_url
+from lrt_workflow.couchdb.documents import batched, design_ids  # noqa: F401  (imported from here too)
 from lrt_workflow.token import modifiers, views
 from lrt_workflow.token.model import check_new_tokens, checked_new_tokens, inline_attachment
 
+BATCH_SIZE = documents.BATCH_SIZE
 MAX_CONFLICT_ROUNDS = 8
 #: Bulk writes of a creation kept in flight at once: the next batch is built and encoded while
 #: the server stores the one before.
 IN_FLIGHT = 2
+
+
+class DesignNotCurrent(CouchDBError):
+    """``_design/<type>`` must be written, and this user may not."""
 
 
 @dataclass
@@ -96,32 +89,49 @@ class TokenStore:
 
     # --- the design document -------------------------------------------------
 
-    def ensure_design(self) -> bool:
-        """Create or update ``_design/<type>`` with the standard views; True if it was written.
+    def design_update(self) -> tuple[dict | None, dict | None]:
+        """(``_design/<type>`` as stored, what it should become, or None when it is current).
 
-        Views a user added by hand are kept; an unchanged design document is
-        not rewritten, because every rewrite makes the server rebuild its indexes.
+        Views a user added by hand are kept. Only the views decide: a document
+        whose views are current is not rewritten for a newer tools' version,
+        because every rewrite makes the server rebuild its indexes (and only
+        database admins may write it).
         """
         wanted = views.design_document(self.token_type, __version__)
         wanted["_id"] = self.design_id
-        current = _fetch_document(self.db, self.design_id)
+        current = self.design_doc()
         if current:
             kept = {name: view for name, view in current.get("views", {}).items() if name not in views.RETIRED_VIEWS}
             merged = {**current, **wanted, "views": {**kept, **wanted["views"]}}
-            if merged == current:
-                return False
+            if (merged["views"], merged["language"]) == (current.get("views"), current.get("language")):
+                return current, None
             wanted = merged
+        return current, wanted
+
+    def ensure_design(self) -> bool:
+        """Create or update ``_design/<type>`` with the standard views; True if it was written."""
+        current, wanted = self.design_update()
+        if wanted is None:
+            return False
         try:
-            _save_document(self.db, wanted)
+            documents.save_document(self.db, wanted)
         except UpdateConflict:
             # Another run wrote it between our read and our write: check theirs.
             return self.ensure_design()
+        except Forbidden:
+            raise DesignNotCurrent(
+                f"{self.design_id} in database {self.db.database_name} is "
+                f"{'out of date' if current else 'missing'}, and this user may not write design documents (a "
+                "member of the database, not one of its admins). Ask a database admin to run, in this project "
+                f"folder, 'lrt design install' (or anywhere: 'lrt design install --type {self.token_type} --url "
+                f"{redact_url(self.db.client.server_url)} --database {self.db.database_name}'); then run again"
+            ) from None
         return True
 
     def add_view(self, name: str, view: dict) -> None:
         doc = self.design_doc() or {"_id": self.design_id, "language": "javascript", "views": {}}
         doc.setdefault("views", {})[name] = view
-        _save_document(self.db, doc)
+        documents.save_document(self.db, doc)
 
     def delete_views(self, names: Iterable[str] | None = None) -> None:
         """Remove the named views (all of them without names), keeping the design document."""
@@ -129,18 +139,18 @@ class TokenStore:
         if not doc:
             return
         doc["views"] = {} if names is None else {k: v for k, v in doc.get("views", {}).items() if k not in set(names)}
-        _save_document(self.db, doc)
+        documents.save_document(self.db, doc)
 
     def delete_design(self) -> bool:
         doc = self.design_doc()
         if not doc:
             return False
-        _delete_document(self.db, self.design_id, doc["_rev"])
+        documents.delete_document(self.db, self.design_id, doc["_rev"])
         return True
 
     def design_doc(self) -> dict | None:
         """``_design/<type>`` as stored, or None."""
-        return _fetch_document(self.db, self.design_id)
+        return documents.fetch_document(self.db, self.design_id)
 
     def view_names(self) -> list[str]:
         return sorted((self.design_doc() or {}).get("views", {}))
@@ -150,7 +160,7 @@ class TokenStore:
     def view_rows(self, view: str, **params) -> list[dict]:
         """The rows of one view of this design document, in one request."""
         query = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()}
-        response = _request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
+        response = documents.request(self.db, "GET", f"{documents.quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
         return response.json()["rows"]
 
     def _scope(self) -> dict:
@@ -182,7 +192,7 @@ class TokenStore:
 
     def update_seq(self):
         """The database's update sequence now: a `follow` from here misses no later change."""
-        return _update_seq(self.db)
+        return documents.update_seq(self.db)
 
     def selector(self, **more) -> dict:
         """A Mango selector of this store's tokens (of its observation, with ``obsid``) and ``more``."""
@@ -193,43 +203,43 @@ class TokenStore:
         """Wait, in one request, until ``enough`` of this store's tokens that match ``match`` (a Mango
         selector, e.g. `views.FINISHED`) changed after ``since``, or ``seconds`` passed, or ``stop()``.
         Returns (how many changes came, the sequence to follow on from)."""
-        return _follow_changes(self.db, self.selector(**(match or {})), since, seconds, enough=enough, stop=stop)
+        return documents.follow_changes(self.db, self.selector(**(match or {})), since, seconds, enough=enough, stop=stop)
 
     # --- reading documents ---------------------------------------------------
 
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
-        return _fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+        return documents.fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
 
     def fetch_each(self, ids: Sequence[str], *, attachments: bool = False) -> Iterator[dict]:
         """The documents of `fetch`, one batch in memory at a time."""
         for batch in batched(list(ids), self.batch_size):
-            yield from _fetch_documents(self.db, batch, attachments=attachments, batch_size=self.batch_size)
+            yield from documents.fetch_documents(self.db, batch, attachments=attachments, batch_size=self.batch_size)
 
     def revisions(self, ids: Sequence[str]) -> dict[str, str]:
         """{id: current revision} of those of ``ids`` that exist, in a few ``_all_docs`` requests."""
-        return _existing_revisions(self.db, ids)
+        return documents.existing_revisions(self.db, ids)
 
     def get(self, token_id: str) -> dict | None:
-        return _fetch_document(self.db, token_id)
+        return documents.fetch_document(self.db, token_id)
 
     def save(self, doc: dict) -> str:
         """Save one token with the revision it carries; returns the new revision.
         Raises `UpdateConflict` when the token changed on the server since that revision."""
-        return _save_document(self.db, doc)
+        return documents.save_document(self.db, doc)
 
     def write(self, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
         """Save documents in bulk as they are, each with the revision it carries:
         ({id: new revision} of those saved, [ids that conflicted])."""
         saved, conflicts = {}, []
-        for batch in batched(list(docs), self.batch_size):
-            batch_saved, batch_conflicts = _bulk_write(self.db, batch)
+        for batch in documents.batched(list(docs), self.batch_size):
+            batch_saved, batch_conflicts = documents.bulk_write(self.db, batch)
             saved.update(batch_saved)
             conflicts.extend(batch_conflicts)
         return saved, conflicts
 
     def delete_token(self, token_id: str, rev: str) -> None:
         """Delete one token at revision ``rev`` (`UpdateConflict` if it changed)."""
-        _delete_document(self.db, token_id, rev)
+        documents.delete_document(self.db, token_id, rev)
 
     # --- writing -------------------------------------------------------------
 
@@ -276,7 +286,7 @@ class TokenStore:
                 if files:
                     doc["_attachments"] = {name: inline_attachment(data) for name, data in files.items()}
                 docs.append(doc)
-            return _bulk_body(docs)
+            return documents.bulk_body(docs)
 
         def record(batch: Sequence[Mapping], saved: Mapping[str, str], conflicts: list[str]) -> None:
             for token in batch:
@@ -290,7 +300,7 @@ class TokenStore:
         # built, base64-encoded and JSON-encoded here. Memory holds a few batches, not all.
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="lrt-create") as pool:
             in_flight: collections.deque = collections.deque()
-            for batch in lazy_batches(tokens, self.batch_size):
+            for batch in documents.lazy_batches(tokens, self.batch_size):
                 in_flight.append((batch, pool.submit(_bulk_send, self.db, encoded(batch))))
                 if len(in_flight) >= IN_FLIGHT:
                     done, future = in_flight.popleft()
@@ -334,7 +344,7 @@ class TokenStore:
         # zlib and its compression_level. But equal compressed bytes mean equal content,
         # so one download per distinct digest settles it for every token that has it: on
         # a rerun, one download for all tokens instead of a rewrite of every one of them.
-        same, different = {_md5_digest(data)}, set()
+        same, different = {documents.md5_digest(data)}, set()
 
         def unchanged(doc: dict, stub: dict | None) -> bool:
             digest = (stub or {}).get("digest")
@@ -360,12 +370,12 @@ class TokenStore:
     def put_attachment(self, token_id: str, name: str, data: bytes, content_type: str = "text/plain") -> str:
         """Attach one file to one token; returns the token's new revision."""
         for _ in range(MAX_CONFLICT_ROUNDS):
-            doc = _fetch_document(self.db, token_id)
+            doc = documents.fetch_document(self.db, token_id)
             if doc is None:
                 raise CouchDBError(f"token {token_id} does not exist in {self.db.database_name}")
             # The revision goes in the query string: the embedded server ignores If-Match.
-            response = _request(
-                self.db, "PUT", f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
+            response = documents.request(
+                self.db, "PUT", f"{documents.quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
                 params={"rev": doc["_rev"]}, data=data, headers={"Content-Type": content_type}, expect=(409,),
             )
             if response.status_code != 409:
@@ -374,8 +384,8 @@ class TokenStore:
 
     def get_attachment(self, token_id: str, name: str, *, rev: str | None = None) -> bytes:
         """The attachment's content (of revision ``rev``, else the current one), uncompressed."""
-        path = f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
-        return _request(self.db, "GET", path, params={"rev": rev} if rev else None).content
+        path = f"{documents.quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
+        return documents.request(self.db, "GET", path, params={"rev": rev} if rev else None).content
 
     def set_fields(self, ids: Sequence[str], **fields) -> list[str]:
         def update(doc: dict) -> None:
@@ -427,5 +437,3 @@ class TokenStore:
     def purge(self) -> list[str]:
         """Delete every token of this type (the design document stays)."""
         return self.delete(self.all_ids())
-
-
