@@ -301,7 +301,7 @@ class TokenStore:
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="lrt-create") as pool:
             in_flight: collections.deque = collections.deque()
             for batch in documents.lazy_batches(tokens, self.batch_size):
-                in_flight.append((batch, pool.submit(_bulk_send, self.db, encoded(batch))))
+                in_flight.append((batch, pool.submit(documents.bulk_send, self.db, encoded(batch))))
                 if len(in_flight) >= IN_FLIGHT:
                     done, future = in_flight.popleft()
                     record(done, *future.result())
