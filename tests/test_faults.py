@@ -245,8 +245,8 @@ def outage_settings(couchdb: dict, **wait) -> dict:
     }), "demo")
 
 
-def test_wait_survives_a_database_outage(tmp_path, stoppable_server, caplog):
-    from lrt_workflow.token import Token
+def test_wait_survives_a_database_outage(tmp_path, stoppable_server, caplog, monkeypatch):
+    from lrt_workflow.token import Token, TokenStore
 
     server = stoppable_server
     settings = outage_settings(server.couchdb)
@@ -258,15 +258,22 @@ def test_wait_survives_a_database_outage(tmp_path, stoppable_server, caplog):
     tokens.write_text(json.dumps({"ids": ["demo_L1_SB000", "demo_L1_SB001"]}))
     failed_polls = lambda: caplog.text.count("trying again in")  # noqa: E731
 
-    # The outage, staged between the wait's polls (its pauses): down after its first poll, which
-    # saw one token still to do; up again once two polls have failed, and the last token done.
+    # The outage, staged between the wait's polls: down after its first poll, which saw one token
+    # still to do, just as the wait starts to follow the changes feed (which then fails, and the
+    # wait pauses instead); up again once two polls have failed, and the last token done.
     pauses = []
+    follow = TokenStore.follow
+
+    def follow_after_the_server_stopped(self, *args, **kwargs):
+        if not pauses:
+            server.stop()
+        return follow(self, *args, **kwargs)
+
+    monkeypatch.setattr(TokenStore, "follow", follow_after_the_server_stopped)
 
     def pause(seconds):
         pauses.append(failed_polls())
-        if len(pauses) == 1:
-            server.stop()
-        elif failed_polls() == 2:
+        if failed_polls() == 2:
             server.start()
             store_for(settings).set_fields(["demo_L1_SB001"], lock=1, done=int(time.time()), output=0)
         time.sleep(seconds)
