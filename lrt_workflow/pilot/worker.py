@@ -56,6 +56,7 @@ from lrt_workflow.pilot.job import (
     signal_group,
     tail,
 )
+from lrt_workflow.pilot.reaper import Reaper
 from lrt_workflow.pilot.upload import UploadError, upload
 from lrt_workflow.storage import StorageError
 from lrt_workflow.token import modifiers
@@ -130,6 +131,7 @@ class Worker:
         self.report = WorkerReport()
         self._token: dict | None = None  # the token held, as last read or saved
         self._process: subprocess.Popen | None = None
+        self._reaper = Reaper()  # kills the job's children too if this worker is SIGKILLed
         self._doc_lock = threading.RLock()  # the heartbeat and the main loop both save the token
         self._stop = threading.Event()  # set by SIGTERM / SIGINT
         self._last_beat = 0.0  # time.monotonic() of the last lease renewal
@@ -252,6 +254,7 @@ class Worker:
                 cwd=workdir, env=job_environment(token, workdir), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=err, start_new_session=True, preexec_fn=die_with_parent,
             )
+            self._reaper.watch(self._process.pid)
             try:
                 while True:
                     if self._stop.is_set() and stopped_for is None:  # also a signal that came during Popen
@@ -276,6 +279,7 @@ class Worker:
                         log.error("token %s: %s; stopping its job", token["_id"], problem)
                         self._kill_job()
             finally:
+                self._reaper.forget(self._process.pid)
                 self._process = None
         if stopped_for is None and self._killed:  # the signal handler stopped it while we waited
             stopped_for = "signal"
@@ -408,6 +412,7 @@ class Worker:
                 finally:
                     self._token = None
         finally:
+            self._reaper.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.report
