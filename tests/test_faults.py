@@ -168,8 +168,8 @@ def test_sigkilled_pilot_leaves_a_lock_that_wait_resets_for_another_pilot(tmp_pa
                          and (tmp_path / "job.pid").read_text().strip(), doomed))
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
-    # What is left of its job, its sleep, outlives it (test_the_children_of_a_dead_workers_job_die_with_it in
-    # test_leases.py, xfail): end it, so that this test leaves nothing running.
+    # Its reaper kills the job's group (test_the_children_of_a_dead_workers_job_die_with_it in test_leases.py);
+    # killed here too, so that this test leaves nothing running whatever broke.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(job, signal.SIGKILL)
     assert store.get("demo_L1_SB000")["lock"] > 0, "a SIGKILLed worker cannot release its token"

@@ -414,10 +414,6 @@ def running(pid: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "die_with_parent (PR_SET_PDEATHSIG) kills only the job's own process when its worker is SIGKILLed: the "
-    "job's children (here a sleep the job script waits for) go on running unrecorded while the token is "
-    "reset and run again elsewhere; the README says the job is killed with the pilot"))
 def test_the_children_of_a_dead_workers_job_die_with_it(plain_store, tmp_path, lrt_worker):
     make_tokens(plain_store)
     worker = lrt_worker("--type", "pref", "--command",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from lrt_workflow.archive import attachment_filename
+from lrt_workflow.pilot.reaper import Reaper
 from lrt_workflow.token.modifiers import is_log_attachment
 
 log = logging.getLogger("lrt_workflow.pilot.worker")
@@ -151,13 +152,15 @@ class JobRun:
     """
 
     def __init__(self, command: str, token: dict, workdir: Path, watch: Callable[["JobRun"], str | None], *,
-                 max_seconds: float | None = None, kill_grace: float = KILL_GRACE_SECONDS):
+                 max_seconds: float | None = None, kill_grace: float = KILL_GRACE_SECONDS,
+                 reaper: Reaper | None = None):
         self.command = command
         self.max_seconds = max_seconds
         self.token = token
         self.workdir = workdir
         self.watch = watch
         self.kill_grace = kill_grace
+        self.reaper = reaper  # told of the job's process group, to kill it if the worker is SIGKILLed
         self.started = time.time()  # unix time the job started, for its history
         self._began = time.monotonic()
         self.process: subprocess.Popen | None = None
@@ -179,7 +182,13 @@ class JobRun:
             self.started, self._began = time.time(), time.monotonic()
             self.process = job_process(self.command, cwd=self.workdir, env=job_environment(self.token, self.workdir),
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-            code = self._wait(err)
+            if self.reaper:
+                self.reaper.watch(self.process.pid)
+            try:
+                code = self._wait(err)
+            finally:
+                if self.reaper:  # at once: once the job's leader is reaped, its group id may be reused
+                    self.reaper.forget(self.process.pid)
             self.ended = True
         if self.stopped_for is None and self.killed:  # the signal handler stopped it while we waited
             self.stopped_for = "signal"

@@ -68,6 +68,7 @@ from lrt_workflow.pilot.job import (  # noqa: F401  (TIMEOUT_EXIT: imported from
     pilot_job_ids,
     write_inputs,
 )
+from lrt_workflow.pilot.reaper import Reaper
 from lrt_workflow.pilot.upload import UploadError, upload
 from lrt_workflow.storage import StorageError
 from lrt_workflow.token import modifiers, views
@@ -149,6 +150,7 @@ class Worker:
         self.job_seconds: float | None = None  # recent jobs' duration, claim to result (a moving average)
         self._since = None  # where the changes feed starts, while waiting for other pilots
         self._wake = threading.Event()  # a job started: the keeper has new duties
+        self._reaper = Reaper()  # kills the jobs' children too if this worker is SIGKILLed
         self._requests = itertools.count(1)
         self._folder: Path | None = None  # the work folder of every job, unless keep_workdirs
 
@@ -264,7 +266,7 @@ class Worker:
                 self._release_all("the pilot was stopped")
                 return None
             self._job = JobRun(command, token, workdir, self._watch, max_seconds=self.max_token_seconds,
-                               kill_grace=min(KILL_GRACE_SECONDS, self.lease_seconds / 4))
+                               kill_grace=min(KILL_GRACE_SECONDS, self.lease_seconds / 4), reaper=self._reaper)
             self._wake.set()  # the keeper plans the job's status save and the queue's release
             code, stdout, stderr = self._job.run()
             if code is None:
@@ -392,6 +394,7 @@ class Worker:
             if self.held.queue:
                 self._release_queue("the pilot was stopped" if self._stop.is_set() else
                                     "the pilot ended before it ran them")
+            self._reaper.close()
             if self._folder:
                 shutil.rmtree(self._folder, ignore_errors=True)
                 self._folder = None
