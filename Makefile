@@ -22,8 +22,13 @@ check-tools:
 $(BIN)/python: | check-tools
 	$(PYTHON) -m venv $(VENV)
 
+# editable_mode=compat: Snakemake finds executor plugins by listing the modules on sys.path
+# (pkgutil), and setuptools' default editable install hides a flat layout's packages behind an
+# import hook that such a listing does not see; compat puts the project folder on sys.path instead,
+# so `snakemake --executor picas` finds snakemake_executor_plugin_picas.
 $(PY_STAMP): $(BIN)/python pyproject.toml setup.cfg
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]' \
+	  --config-settings editable_mode=compat
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json | check-tools
