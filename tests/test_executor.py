@@ -327,3 +327,21 @@ def test_a_password_in_the_url_option_is_refused(tmp_path, couch, snakemake):
     snakefile(tmp_path, LONG)
     code, output = snakemake.run("--picas-url", "http://someone:not-a-real-one@127.0.0.1:9/")
     assert code != 0 and "holds a password" in output, output[-3000:]
+
+
+# --- the benchmark ----------------------------------------------------------------------------------------
+
+
+def test_the_executor_benchmark_runs_and_prints_its_table(tmp_path, capsys):
+    """``benchmarks/executor.py --quick``: correctness only, never time."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lrt_executor_bench",
+                                                  Path(__file__).parent.parent / "benchmarks" / "executor.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    markdown = bench.main(["--quick", "--out", str(tmp_path / "bench.md")])
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[2] for row in rows] == ["local", "picas, 1 pilot", "picas, 4 pilots", "local",
+                                                    "picas, 1 pilot"]
+    assert "one job's own Snakemake" in markdown and (tmp_path / "bench.md").read_text() == markdown
