@@ -6,6 +6,7 @@
 
 from snakemake.utils import min_version
 
+from lrt_workflow.steps import slurm
 from lrt_workflow.steps import snakefile as support
 
 min_version("9.18")
@@ -19,6 +20,7 @@ configfile: "config.yaml"
 CONDA = "conda" in {str(m).lower() for m in workflow.deployment_settings.deployment_method}
 PIPELINE = support.load(config, workflow.configfiles, conda=CONDA)
 STEPS = PIPELINE.steps
+support.warn_if_unreachable(config, workflow)
 # Under conda each rule has its own environment; otherwise the rules use the Python that runs Snakemake.
 ENV = "../envs/lrt_workflow.yaml"
 
@@ -40,6 +42,8 @@ rule all:
 onstart:
     # Written when a run starts, so that -n and --lint write nothing.
     support.write_config_snapshot(config, support.snapshot_path(PIPELINE))
+    # With the SLURM executor: a job whose state cannot be learned fails the run; SIGTERM stops it like Ctrl-C.
+    slurm.activate(workflow)
     support.start_embedded(config)
 
 

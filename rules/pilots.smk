@@ -22,6 +22,9 @@ for step in STEPS:
             obsid=step.obsid,
         log:
             f"{step.dir}/logs/pilot-{{pilot}}.log",
+        # Asked of SLURM when pilots are cluster jobs (--profile profiles/slurm); pilots.resources.
+        resources:
+            **support.pilot_resources(PIPELINE, step),
         conda:
             ENV
         shell:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import re
 import secrets
 import signal
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import servers
+from servers import Account, TestServer
+
 from lrt_workflow.couchdb import connect
 from lrt_workflow.couchdb.embedded import EmbeddedServer
-from servers import Account, TestServer
 
 _database_numbers = itertools.count()
 
@@ -316,3 +317,33 @@ def runs(tmp_path):
     started.kill_all()
     for state in tmp_path.rglob(".lrt/couchdb/server.json"):
         EmbeddedServer(state.parent).stop()
+
+
+@pytest.fixture
+def lrt_worker(couchdb_server, database, tmp_path):
+    """Starts ``lrt worker`` pilots on the test's database (``url``/``database_name`` name others), the
+    server's credentials in their environment, never on their command line. Each runs in a session of
+    its own, and is killed with its job when the test ends. They run in ``tmp_path``, where there is no
+    config.yaml (an ``lrt`` command reads ./config.yaml: in the repository, the user's own), with no
+    PiCaS setting of ours."""
+    import subprocess
+    import sys
+
+    from project import clean_environment
+
+    started = []
+
+    def start(*extra: str, url: str | None = None, database_name: str | None = None, env: dict | None = None):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lrt_workflow", "worker", "--url", url or couchdb_server.url,
+             "--database", database_name or database.database_name, *extra],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env=clean_environment(tmp_path, **{**couchdb_server.environment(), **(env or {})}))
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -6,7 +6,8 @@ the runs in them. The one helper for it; the tests never read the user's own con
   `WorkflowCouchDB` of conftest.py: the folder's own embedded server, or the session's);
 * `Runs` (the ``runs`` fixture) starts Snakemake and ``lrt`` in them, each in a session of
   its own so a test can kill a whole run, and kills whatever is left when the test ends;
-* `clean_environment`: ours without PiCaS settings, with a private HOME.
+* `clean_environment`: ours without PiCaS settings, with a private HOME;
+* `wait_until` a condition while a run goes, and `processes`, every command line there is.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def wait_until(predicate, process: subprocess.Popen | None = None, timeout: floa
     while not (value := predicate()):
         if process is not None and process.poll() is not None:
             output = process.stdout.read() if process.stdout else ""
+            if getattr(process, "output_file", None) is not None:
+                output = process.output_file.read_text(errors="replace")
             raise AssertionError("the run ended before the condition held:\n" + output[-3000:])
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(step)
@@ -128,11 +131,26 @@ class Runs:
         self.started: list[subprocess.Popen] = []
 
     def environment(self, folder: Path, target=None, env: dict | None = None) -> dict:
-        return clean_environment(folder, **(target.environment if target is not None else {}), **(env or {}))
+        """``clean_environment`` with the target's credentials, and ``env`` over them (a test may give a
+        run other credentials than its target's, or blank them)."""
+        return clean_environment(folder, **{**(target.environment if target is not None else {}), **(env or {})})
 
-    def start(self, folder: Path, *command: str, target=None, env: dict | None = None) -> subprocess.Popen:
-        process = subprocess.Popen(list(command), cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True, env=self.environment(folder, target, env))
+    def start(self, folder: Path, *command: str, target=None, env: dict | None = None,
+              output: Path | None = None) -> subprocess.Popen:
+        """``command`` in ``folder``. Its output (with stderr) is piped, or with ``output`` written to that
+        file: for a run the test watches a long time without reading it, which a full pipe would block."""
+        if output is None:
+            sink = subprocess.PIPE
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(output, "w")
+        try:
+            process = subprocess.Popen(list(command), cwd=folder, stdout=sink, stderr=subprocess.STDOUT,
+                                       text=True, start_new_session=True, env=self.environment(folder, target, env))
+        finally:
+            if output is not None:
+                sink.close()
+        process.output_file = output
         self.started.append(process)
         return process
 
@@ -141,11 +159,16 @@ class Runs:
         return self.start(folder, sys.executable, "-m", "lrt_workflow", "run", "-s", str(SNAKEFILE), *args,
                           target=target, env=env)
 
+    def start_snakemake(self, folder: Path, *args: str, target=None, env: dict | None = None,
+                        output: Path | None = None) -> subprocess.Popen:
+        """Plain Snakemake, started: for a test that acts while it runs, then calls `finish`."""
+        return self.start(folder, sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args,
+                          target=target, env=env, output=output)
+
     def snakemake(self, folder: Path, *args: str, target=None, env: dict | None = None, check: bool = True,
                   timeout: float = 300) -> subprocess.CompletedProcess:
         """Plain Snakemake, as far as it goes; its output is ``stdout`` (with stderr)."""
-        process = self.start(folder, sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args,
-                             target=target, env=env)
+        process = self.start_snakemake(folder, *args, target=target, env=env)
         return self.finish(process, check=check, timeout=timeout)
 
     def lrt(self, folder: Path, *args: str, target=None, env: dict | None = None, check: bool = False,
@@ -155,6 +178,8 @@ class Runs:
 
     def finish(self, process: subprocess.Popen, *, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         output, _ = process.communicate(timeout=timeout)
+        if getattr(process, "output_file", None) is not None:
+            output = process.output_file.read_text(errors="replace")
         if check:
             assert process.returncode == 0, output[-6000:]
         return subprocess.CompletedProcess(process.args, process.returncode, output, "")
@@ -172,6 +197,19 @@ class Runs:
         for process in self.started:
             if process.poll() is None or _group_alive(process.pid):
                 self.kill(process)
+
+
+def processes() -> list[tuple[int, str]]:
+    """(pid, command line) of every process we can see, for a test that looks for a password on them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
+                continue
+            found.append((int(entry.name), command))
+    return found
 
 
 def _group_alive(pgid: int) -> bool:

@@ -27,7 +27,8 @@ DEFAULTS_FILLED = {
     "token": {"type": "pref_cal", "template": "token.json", "fields": {}, "command": None, "attachments": []},
     "couchdb": {"url": "embedded", "database": "lrt", "verify_tls": True, "embedded_data_dir": ".lrt/couchdb",
                 "batch_size": 500},
-    "pilots": {"launcher": "local", "count": 2, "lease_seconds": 3600, "max_token_seconds": None},
+    "pilots": {"launcher": "local", "count": 2, "lease_seconds": 3600, "max_token_seconds": None,
+               "resources": {"runtime": 1440, "mem_mb": 4000, "cpus_per_task": 1}},
     "wait": {"poll_seconds": 10, "timeout_seconds": 86400, "max_scrub": 2, "max_error_fraction": 0,
              "success_fraction": None},
     "archive": {"purge": False},
@@ -422,8 +423,9 @@ def test_every_object_refuses_unknown_keys():
             yield from objects(sub, f"{path}.{name}")
 
     found = list(objects(load_schema()))
-    # root, token, token.fields, observations, steps, subband_pattern, couchdb, pilots, wait, archive
-    assert len(found) == 10
+    # root, token, token.fields, observations, steps, subband_pattern, couchdb, pilots, pilots.resources, wait,
+    # archive
+    assert len(found) == 11
     for path, schema in found:
         # token.fields holds free field names, but its values must be scalars; observations and
         # steps are keyed by the user's names, but their values are strings and closed steps

@@ -6,93 +6,53 @@ job run twice (every job appends its token id to a ledger), and an archive
 holding every token.
 
 The runs use their own embedded server, or the server of LRT_TEST_COUCHDB as
-the usual PiCaS account (``workflow_couchdb`` in conftest.py).
+the usual PiCaS account (``workflow_couchdb`` in conftest.py); their project
+folders and runs come from tests/project.py.
 """
 
+import contextlib
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
+import project
 from lrt_workflow.config import validate_config
 from lrt_workflow.couchdb.embedded import EmbeddedServer
+from lrt_workflow.pipeline import step_settings
 from lrt_workflow.steps import pilots, store_for
 from lrt_workflow.steps.pilots import WaitFailed
+from project import OBSID, wait_until
 from servers import Account, ApacheCouchDB, Unavailable, find_tarball, kind, unavailable
-
-ROOT = Path(__file__).resolve().parent.parent
-SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
-OBSID = "L229507"
 
 pytestmark = pytest.mark.slow
 
 
-def project(folder: Path, target, subbands=30, chunk_size=10, job_seconds=0.0, **sections) -> Path:
-    (folder / "example").mkdir(parents=True, exist_ok=True)
-    (folder / "example" / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:subbands]) + "\n")
-    ledger = folder / "ledger.txt"
-    command = f'sleep {job_seconds}; echo "$LRT_TOKEN_ID" >> {ledger}'
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config.update(srm_file="example/srm.txt", chunk_size=chunk_size)
-    config["token"].update(template=str(ROOT / "example" / "token.json"), command=command, attachments=[])
-    config["wait"].update(poll_seconds=0.5)
-    config["pilots"].update(count=2, lease_seconds=4)
-    config["couchdb"].update(target.config)
-    for section, values in sections.items():
-        config[section].update(values)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+def ledger_project(folder: Path, target, subbands=30, chunk_size=10, job_seconds=0.0, **sections) -> Path:
+    """A one-step project whose job appends its token id to ``ledger.txt``; short leases."""
+    command = f'sleep {job_seconds}; echo "$LRT_TOKEN_ID" >> {folder / "ledger.txt"}'
+    sections["pilots"] = {"lease_seconds": 4, **sections.get("pilots", {})}
+    project.one_step(folder, target, subbands=subbands, command=command, chunk_size=chunk_size, **sections)
     return folder
 
 
-def lrt_run(folder: Path, target) -> subprocess.Popen:
-    """The README's rerun command, in its own session so a test can kill the whole run at once."""
-    args = ["-s", str(ROOT / "Snakefile"), "--profile", str(ROOT / "profiles" / "local")]
-    return subprocess.Popen([sys.executable, "-m", "lrt_workflow", "run", *args], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, **target.environment})
-
-
-def started_run(folder: Path, target) -> subprocess.Popen:
+def started_run(runs, folder: Path, target):
     """``lrt run``, returned once it is under way (its embedded server answers), so faults hit a running run."""
-    run = lrt_run(folder, target)
+    run = runs.lrt_run(folder, target=target)
     wait_until(lambda: target.under_way(folder), run)
     return run
-
-
-def finish(process: subprocess.Popen, timeout=300) -> str:
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output[-5000:]
-    return output
-
-
-def wait_until(predicate, process=None, timeout=120, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if process is not None and process.poll() is not None:
-            raise AssertionError("the run ended before the fault could be injected:\n" + process.stdout.read()[-3000:])
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(step)
 
 
 def token_docs(folder: Path, target) -> list[dict]:
     """The tokens of the run's database, on the running server (an embedded one is not started)."""
     return target.tokens(folder, start=False) or []
-
-
-def kill_run(process: subprocess.Popen) -> None:
-    """SIGKILL the orchestrator and every job it started, as a crashed login node would."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def assert_converged(folder: Path, target, chunks: int) -> None:
@@ -110,76 +70,77 @@ def assert_converged(folder: Path, target, chunks: int) -> None:
     assert target.stopped(folder), "the server was left running"
 
 
-def test_killed_after_chunking(tmp_path, workflow_couchdb):
+def test_killed_after_chunking(tmp_path, workflow_couchdb, runs):
     target = workflow_couchdb
-    folder = project(tmp_path, target)
-    run = lrt_run(folder, target)
+    folder = ledger_project(tmp_path, target)
+    run = runs.lrt_run(folder, target=target)
     wait_until(lambda: (folder / "results" / OBSID / "chunks" / "index.json").exists(), run)
-    kill_run(run)
-    finish(lrt_run(folder, target))
+    runs.kill(run)
+    runs.finish(runs.lrt_run(folder, target=target))
     assert_converged(folder, target, 3)
 
 
-def test_killed_between_two_bulk_batches_of_token_creation(tmp_path, workflow_couchdb):
+def test_killed_between_two_bulk_batches_of_token_creation(tmp_path, workflow_couchdb, runs):
     target = workflow_couchdb
-    folder = project(tmp_path, target, subbands=40, chunk_size=1, couchdb={"batch_size": 1})
-    run = started_run(folder, target)
+    folder = ledger_project(tmp_path, target, subbands=40, chunk_size=1, couchdb={"batch_size": 1})
+    run = started_run(runs, folder, target)
     wait_until(lambda: 0 < len(token_docs(folder, target)) < 40, run, step=0.01)
-    kill_run(run)
+    runs.kill(run)
     assert 0 < len(token_docs(folder, target)) < 40
-    finish(lrt_run(folder, target))
+    runs.finish(runs.lrt_run(folder, target=target))
     assert_converged(folder, target, 40)
 
 
-def test_killed_while_pilots_run_and_locks_go_stale(tmp_path, workflow_couchdb):
+def test_killed_while_pilots_run_and_locks_go_stale(tmp_path, workflow_couchdb, runs):
     target = workflow_couchdb
-    folder = project(tmp_path, target, job_seconds=2)
-    run = started_run(folder, target)
+    folder = ledger_project(tmp_path, target, job_seconds=2)
+    run = started_run(runs, folder, target)
     wait_until(lambda: any(t.get("status") == "running" for t in token_docs(folder, target)), run)
-    kill_run(run)
+    runs.kill(run)
     locked = [t for t in token_docs(folder, target) if t["lock"] and not t["done"]]
     assert locked, "the kill should leave locked tokens behind"
-    finish(lrt_run(folder, target))
+    runs.finish(runs.lrt_run(folder, target=target))
     assert_converged(folder, target, 3)
     for token in target.tokens(folder):  # an embedded server is started for the look
         if token["_id"] in {t["_id"] for t in locked}:
             assert token["scrub_count"] == 1, "a stale lock is reset once, counted in scrub_count"
 
 
-def test_jobs_longer_than_the_lease_run_once_while_an_idle_pilot_looks_for_stale_tokens(tmp_path, workflow_couchdb):
+def test_jobs_longer_than_the_lease_run_once_while_an_idle_pilot_looks_for_stale_tokens(tmp_path, workflow_couchdb,
+                                                                                         runs):
     # Two jobs of four leases each and three pilots: the idle one resets stale tokens every half second.
     target = workflow_couchdb
-    folder = project(tmp_path, target, subbands=20, job_seconds=8, pilots={"count": 3, "lease_seconds": 2})
-    finish(lrt_run(folder, target), timeout=120)
+    folder = ledger_project(tmp_path, target, subbands=20, job_seconds=8, pilots={"count": 3, "lease_seconds": 2})
+    runs.finish(runs.lrt_run(folder, target=target), timeout=120)
     assert_converged(folder, target, 2)
     assert [t["scrub_count"] for t in target.tokens(folder)] == [0, 0]
 
 
-def test_killed_during_wait_with_external_pilots(tmp_path, workflow_couchdb):
+def test_killed_during_wait_with_external_pilots(tmp_path, workflow_couchdb, runs):
     target = workflow_couchdb
-    folder = project(tmp_path, target, pilots={"launcher": "none"})
-    run = lrt_run(folder, target)
-    wait_until(lambda: (folder / "results" / OBSID / "logs" / "wait.log").exists(), run)
-    time.sleep(1)
-    kill_run(run)
-    worker = subprocess.run([sys.executable, "-m", "lrt_workflow", "worker", "--url", target.url(folder),
-                             "--database", target.database, "--type", "demo", "--config", str(folder / "config.yaml")],
-                            cwd=folder, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **target.environment})
-    assert worker.returncode == 0, worker.stderr
-    finish(lrt_run(folder, target))
+    folder = ledger_project(tmp_path, target, pilots={"launcher": "none"})
+    run = runs.lrt_run(folder, target=target)
+    polls = folder / "results" / OBSID / "logs" / "polls.jsonl"
+    # killed once the wait has looked at the tokens at least once
+    wait_until(lambda: polls.exists() and polls.read_text().endswith("\n"), run)
+    runs.kill(run)
+    # An external pilot, as a user starts it in the project folder: ``lrt worker`` reads ./config.yaml,
+    # and starts (and afterwards stops) the embedded server itself when the killed run's is gone.
+    worker = runs.lrt(folder, "worker", target=target)
+    assert worker.returncode == 0, worker.stdout[-3000:]
+    assert "processed 3" in worker.stdout, worker.stdout[-3000:]
+    runs.finish(runs.lrt_run(folder, target=target))
     assert_converged(folder, target, 3)
 
 
-def test_a_second_run_at_the_same_time_is_refused(tmp_path, workflow_couchdb):
+def test_a_second_run_at_the_same_time_is_refused(tmp_path, workflow_couchdb, runs):
     target = workflow_couchdb
-    folder = project(tmp_path, target, job_seconds=1)
-    first = started_run(folder, target)
-    second = lrt_run(folder, target)
-    output, _ = second.communicate(timeout=60)
+    folder = ledger_project(tmp_path, target, job_seconds=1)
+    first = started_run(runs, folder, target)
+    second = runs.finish(runs.lrt_run(folder, target=target), check=False, timeout=60)
     assert second.returncode == 1
-    assert "another Snakemake (pid" in output and "is running this workflow" in output
-    finish(first)
+    assert "another Snakemake (pid" in second.stdout and "is running this workflow" in second.stdout
+    runs.finish(first)
     assert_converged(folder, target, 3)
 
 
@@ -187,36 +148,46 @@ def test_a_second_run_at_the_same_time_is_refused(tmp_path, workflow_couchdb):
 
 
 def test_sigkilled_pilot_leaves_a_lock_that_wait_resets_for_another_pilot(tmp_path, couchdb_server, database,
-                                                                          monkeypatch):
+                                                                          monkeypatch, runs):
     from lrt_workflow.token import Token, TokenStore
 
-    for name, value in couchdb_server.environment().items():  # for the pilots, and the wait step run here
+    for name, value in couchdb_server.environment().items():  # for the wait step run here
         monkeypatch.setenv(name, value)
     store = TokenStore(database, "demo")
     store.ensure_design()
     store.create([Token("demo", "demo_L1_SB000", OBSID="L1", STARTSB="000")])
     ledger = tmp_path / "ledger.txt"
+    # The pilots run in a folder of their own (no config.yaml), with the server's credentials.
     base = [sys.executable, "-m", "lrt_workflow", "worker", "--url", couchdb_server.url,
             "--database", database.database_name, "--type", "demo", "--heartbeat-seconds", "1",
             "--workdir", str(tmp_path / "work")]
-    doomed = subprocess.Popen([*base, "--command", f"sleep 60; echo x >> {ledger}"])
-    wait_until(lambda: store.get("demo_L1_SB000")["status"] == "running")
+    environment = couchdb_server.environment()
+    doomed = runs.start(tmp_path, *base, "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60; echo x >> {ledger}",
+                        env=environment)
+    job = int(wait_until(lambda: store.get("demo_L1_SB000")["status"] == "running" and (tmp_path / "job.pid").exists()
+                         and (tmp_path / "job.pid").read_text().strip(), doomed))
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
+    # What is left of its job, its sleep, outlives it (test_the_children_of_a_dead_workers_job_die_with_it in
+    # test_leases.py, xfail): end it, so that this test leaves nothing running.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(job, signal.SIGKILL)
     assert store.get("demo_L1_SB000")["lock"] > 0, "a SIGKILLed worker cannot release its token"
 
-    config = validate_config({
+    settings = step_settings(validate_config({
         "srm_file": "x", "token": {"type": "demo", "template": "x"},
         "couchdb": {"url": couchdb_server.url, "database": database.database_name},
         "pilots": {"lease_seconds": 3}, "wait": {"poll_seconds": 0.3, "timeout_seconds": 60},
-    })
+    }), "demo")
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"ids": ["demo_L1_SB000"]}))
     # another pilot, which keeps trying until the token is free again
-    rescuer = subprocess.Popen(["bash", "-c", f"for i in $(seq 40); do {' '.join(base)} --command 'echo done >> {ledger}'"
-                                f" | grep -q 'processed 1' && exit 0; sleep 0.5; done; exit 1"])
-    status = pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
-    assert rescuer.wait(timeout=60) == 0
+    rescuer = runs.start(tmp_path, "bash", "-c", f"for i in $(seq 40); do {' '.join(base)} --command "
+                         f"'echo done >> {ledger}' | grep -q 'processed 1' && exit 0; sleep 0.5; done; exit 1",
+                         env=environment)
+    status = pilots.wait_step(settings, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl",
+                              tmp_path / "results.json")
+    assert runs.finish(rescuer, timeout=60).returncode == 0
     assert status["counts"]["done"] == 1
     doc = store.get("demo_L1_SB000")
     assert doc["scrub_count"] == 1 and doc["status"] == "done"
@@ -267,48 +238,57 @@ def stoppable_server(tmp_path, monkeypatch):
         server.stop(keep_data=False)
 
 
-def outage_config(couchdb: dict, **wait) -> dict:
-    return validate_config({
+def outage_settings(couchdb: dict, **wait) -> dict:
+    return step_settings(validate_config({
         "srm_file": "x", "token": {"type": "demo", "template": "x"}, "couchdb": couchdb,
         "pilots": {"lease_seconds": 60}, "wait": {"poll_seconds": 0.3, "timeout_seconds": 60, **wait},
-    })
+    }), "demo")
 
 
-def test_wait_survives_a_database_outage(tmp_path, stoppable_server):
+def test_wait_survives_a_database_outage(tmp_path, stoppable_server, caplog):
     from lrt_workflow.token import Token
 
     server = stoppable_server
-    config = outage_config(server.couchdb)
-    store = store_for(config)
+    settings = outage_settings(server.couchdb)
+    store = store_for(settings)
     store.ensure_design()
     store.create([Token("demo", "demo_L1_SB000"), Token("demo", "demo_L1_SB001")])
     store.set_fields(["demo_L1_SB000"], lock=int(time.time()), done=int(time.time()), output=0)
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"ids": ["demo_L1_SB000", "demo_L1_SB001"]}))
+    failed_polls = lambda: caplog.text.count("trying again in")  # noqa: E731
 
-    def outage_then_work():
-        time.sleep(1)
-        server.stop()
-        time.sleep(3)
-        server.start()
-        store_for(config).set_fields(["demo_L1_SB001"], lock=1, done=int(time.time()), output=0)
+    # The outage, staged between the wait's polls (its pauses): down after its first poll, which
+    # saw one token still to do; up again once two polls have failed, and the last token done.
+    pauses = []
 
-    thread = threading.Thread(target=outage_then_work)
-    thread.start()
-    status = pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
-    thread.join()
+    def pause(seconds):
+        pauses.append(failed_polls())
+        if len(pauses) == 1:
+            server.stop()
+        elif failed_polls() == 2:
+            server.start()
+            store_for(settings).set_fields(["demo_L1_SB001"], lock=1, done=int(time.time()), output=0)
+        time.sleep(seconds)
+
+    with caplog.at_level("WARNING", logger="lrt_workflow"):
+        status = pilots.wait_step(settings, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl",
+                                  tmp_path / "results.json", sleep=pause)
+    assert pauses[:3] == [0, 1, 2], "the wait did not keep going through two failed polls"
     assert status["counts"]["done"] == 2
 
 
 def test_wait_gives_up_at_the_deadline_naming_the_url_without_password(tmp_path):
     secret = "Outage-Secret-1"
-    config = validate_config({
+    settings = step_settings(validate_config({
         "srm_file": "x", "token": {"type": "demo", "template": "x"},
         "couchdb": {"url": f"http://alice:{secret}@127.0.0.1:9/", "database": "lrt"},
         "wait": {"poll_seconds": 0.2, "timeout_seconds": 1},
-    })
+    }), "demo")
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"ids": ["a"]}))
     with pytest.raises(WaitFailed) as error:
-        pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl")
+        pilots.wait_step(settings, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl",
+                         tmp_path / "results.json")
     assert "127.0.0.1:9" in str(error.value) and secret not in str(error.value)
+    assert not (tmp_path / "status.json").exists() and not (tmp_path / "results.json").exists()

@@ -5,22 +5,20 @@ the race needs, through a store whose methods call a hook just before they
 act. Nothing here relies on timing to make a race happen.
 """
 
+import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
+import project
+from project import wait_until
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
-from lrt_workflow.token import Token, TokenStore, modifiers, token_id
 from lrt_workflow.pilot.worker import TIMEOUT_EXIT, Worker
-
-ROOT = Path(__file__).resolve().parent.parent
+from lrt_workflow.token import Token, TokenStore, modifiers, token_id
 
 
 class HookedStore(TokenStore):
@@ -213,33 +211,15 @@ def test_a_token_whose_lease_ran_out_max_scrub_times_goes_to_error_with_a_reason
 # --- live and dead workers ------------------------------------------------------------------
 
 
-def lrt_worker(couchdb_url, database_name, *extra):
-    return subprocess.Popen(
-        [sys.executable, "-m", "lrt_workflow", "worker", "--url", couchdb_url, "--database", database_name,
-         "--type", "pref", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def test_a_job_longer_than_its_lease_is_never_reset_while_its_heartbeat_is_fresh(
-        plain_store, couchdb_server, database, tmp_path):
+        plain_store, couchdb_server, database, tmp_path, lrt_worker):
     [tid] = make_tokens(plain_store)
     gate = tmp_path / "gate"
     lease = 2.0
-    worker = lrt_worker(couchdb_server.url, database.database_name, "--lease-seconds", str(lease),
+    worker = lrt_worker("--type", "pref", "--lease-seconds", str(lease),
                         "--command", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo ran >> {tmp_path}/ledger")
     try:
-        claimed = wait_for(lambda: plain_store.get(tid)["status"] == "running" and plain_store.get(tid)["lock"])
+        claimed = wait_until(lambda: plain_store.get(tid)["status"] == "running" and plain_store.get(tid)["lock"])
         # The orchestrator looks for stale tokens all through three leases.
         while time.time() < claimed + 3 * lease + 1:
             assert plain_store.reset_stale(lease) == []
@@ -253,15 +233,15 @@ def test_a_job_longer_than_its_lease_is_never_reset_while_its_heartbeat_is_fresh
     assert (tmp_path / "ledger").read_text() == "ran\n"
 
 
-def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couchdb_server, database, tmp_path):
+def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couchdb_server, database, tmp_path, lrt_worker):
     [tid] = make_tokens(plain_store)
-    worker = lrt_worker(couchdb_server.url, database.database_name, "--lease-seconds", "2",
+    worker = lrt_worker("--type", "pref", "--lease-seconds", "2",
                         "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
-    wait_for(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
+    wait_until(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
     worker.kill()
     worker.wait()
     job = int((tmp_path / "job.pid").read_text())
-    wait_for(lambda: not os.path.exists(f"/proc/{job}"), timeout=10)  # the job died with its worker
+    wait_until(lambda: not os.path.exists(f"/proc/{job}"), timeout=10)  # the job died with its worker
     last = modifiers.last_sign_of_life(plain_store.get(tid))
     assert plain_store.reset_stale(2, now=last + 1.5) == []  # still within the lease
     assert plain_store.reset_stale(2, now=last + 2.5) == [tid]
@@ -269,7 +249,34 @@ def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couch
     assert (doc["status"], doc["lock"], doc["scrub_count"]) == ("todo", 0, 1)
 
 
-def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_runs_out(tmp_path):
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "die_with_parent (PR_SET_PDEATHSIG) kills only the job's own process when its worker is SIGKILLed: the "
+    "job's children (here a sleep the job script waits for) go on running unrecorded while the token is "
+    "reset and run again elsewhere; the README says the job is killed with the pilot"))
+def test_the_children_of_a_dead_workers_job_die_with_it(plain_store, tmp_path, lrt_worker):
+    make_tokens(plain_store)
+    worker = lrt_worker("--type", "pref", "--command",
+                        f"echo $$ > {tmp_path}/job.pid; sleep 60 & echo $! > {tmp_path}/child.pid; wait")
+    child = int(wait_until(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip()))
+    job = int((tmp_path / "job.pid").read_text())
+    try:
+        worker.kill()
+        worker.wait()
+        wait_until(lambda: not running(job), timeout=10)  # the job itself dies with its worker
+        wait_until(lambda: not running(child), timeout=5)  # and so must what it started
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the job's process group: what is left of it
+            os.killpg(job, signal.SIGKILL)
+
+
+def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_runs_out(tmp_path, lrt_worker):
     server = EmbeddedServer(tmp_path / "db")
     state, _ = server.start()
     try:
@@ -282,15 +289,17 @@ def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_run
         store.ensure_design()
         [tid] = make_tokens(store)
         lease = 4.0
-        worker = lrt_worker(url, "leases", "--lease-seconds", str(lease),
-                            "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
+        worker = lrt_worker("--type", "pref", "--lease-seconds", str(lease),
+                            "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60",
+                            url=url, database_name="leases",
+                            env={"PICAS_USER": "", "PICAS_PASSWORD": ""})  # its own embedded server
         try:
-            wait_for(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
+            wait_until(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
             job = int((tmp_path / "job.pid").read_text())
-            wait_for(lambda: store.get(tid)["heartbeat"] > store.get(tid)["lock"])  # one beat landed
+            wait_until(lambda: store.get(tid)["heartbeat"] > store.get(tid)["lock"])  # one beat landed
             server.stop()  # the database goes away: no heartbeat can be saved any more
             stopped = time.time()
-            wait_for(lambda: not os.path.exists(f"/proc/{job}"), timeout=lease)
+            wait_until(lambda: not os.path.exists(f"/proc/{job}"), timeout=lease)
             job_gone = time.time()
             _, err = worker.communicate(timeout=60)
         finally:
@@ -302,30 +311,23 @@ def test_a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_lease_run
         server.stop()
 
 
-def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store, couchdb_server, database, tmp_path):
+def test_max_token_seconds_from_config_yaml_stops_a_pilots_long_job(plain_store, couchdb_server, database, tmp_path,
+                                                                    runs):
     [tid] = make_tokens(plain_store)
-    config = yaml.safe_load((ROOT / "example" / "one-step" / "config.yaml").read_text())
-    config["srm_file"] = "unused.txt"
-    config["token"].update(template=str(ROOT / "example" / "one-step" / "token.json"), command="sleep 60",
-                           type="pref", attachments=[])
-    config["couchdb"].update(url=couchdb_server.url, database=database.database_name)
-    config["pilots"].update(max_token_seconds=1)
-    config["wait"].update(max_scrub=0)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    project.one_step(tmp_path, command="sleep 60", token={"type": "pref"}, pilots={"max_token_seconds": 1},
+                     wait={"max_scrub": 0}, couchdb={"url": couchdb_server.url, "database": database.database_name})
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "lrt_workflow", "step", "pilot", "--config", "config.yaml",
-                             "--out", "pilot.json"], cwd=tmp_path, capture_output=True, text=True, timeout=50)
-    assert result.returncode == 0, result.stderr
+    runs.lrt(tmp_path, "step", "pilot", "--config", "config.yaml", "--out", "pilot.json",
+             env=couchdb_server.environment(), check=True, timeout=50)
     assert time.monotonic() - started < 30
     doc = plain_store.get(tid)
     assert (doc["status"], doc["output"]) == ("error", TIMEOUT_EXIT)
 
 
-def test_signals_stop_the_job_and_release_the_token(plain_store, couchdb_server, database, tmp_path):
+def test_signals_stop_the_job_and_release_the_token(plain_store, couchdb_server, database, tmp_path, lrt_worker):
     [tid] = make_tokens(plain_store)
-    worker = lrt_worker(couchdb_server.url, database.database_name,
-                        "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
-    wait_for(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
+    worker = lrt_worker("--type", "pref", "--command", f"echo $$ > {tmp_path}/job.pid; sleep 60")
+    wait_until(lambda: (tmp_path / "job.pid").exists() and (tmp_path / "job.pid").read_text().strip())
     worker.send_signal(signal.SIGINT)
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 143, err

@@ -6,7 +6,7 @@ b) a user who is admin of the database (named in ``_security.admins``) but not o
 c) a user who is only a member of the database (``_security.members``): it may read and
    write tokens, but not design documents. A run works when ``_design/<type>`` is there
    and current; when it is missing or out of date the run must stop before any token is
-   made, saying what a database admin must do. That message is still to come (xfail).
+   made, saying what a database admin must run (``lrt design install``); once one has, it works.
 
 Every run's password is looked for, and must not be found, on every command line while
 the run goes, in Snakemake's output, in every file of the project folder, in the token
@@ -17,25 +17,19 @@ so these tests run only with LRT_TEST_COUCHDB.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
+import project
 from lrt_workflow.couchdb import connect, open_database
 from lrt_workflow.token import TokenStore
+from lrt_workflow.token.views import LAST_SEEN
+from project import OBSID
 from servers import kind
-
-ROOT = Path(__file__).resolve().parent.parent
-SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
-OBSID = "L229507"
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,49 +39,23 @@ pytestmark = [
 
 
 def write_project(folder: Path, target) -> Path:
-    """Three tokens (30 subbands in chunks of 10) in the target's database."""
-    (folder / "example").mkdir(parents=True)
-    (folder / "example" / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:30]) + "\n")
-    for name in ("token.json", "job.sh"):
-        shutil.copy(ROOT / "example" / name, folder / "example" / name)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["couchdb"].update(target.config)
-    config["wait"]["poll_seconds"] = 0.5
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    """Three tokens (30 subbands in chunks of 10) in the target's database, in ``folder/project``
+    (Snakemake's output goes beside it)."""
+    project.one_step(folder / "project", target)
+    return folder / "project"
 
 
-def command_lines() -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return found
-
-
-def run_workflow(folder: Path, target, timeout: float = 300) -> tuple[int, str]:
+def run_workflow(runs, folder: Path, target, timeout: float = 300) -> tuple[int, str]:
     """Snakemake in ``folder`` with the target's credentials in its environment only; every
     command line is searched for the password while it runs."""
     password = target.account.password
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PICAS")}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--profile", str(ROOT / "profiles" / "local")],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**env, "HOME": str(folder), **target.environment},
-    )
+    run = runs.start_snakemake(folder, target=target, output=folder.parent / "snakemake.out")
     deadline = time.monotonic() + timeout
-    try:
-        while run.poll() is None:
-            assert time.monotonic() < deadline, "the run did not finish in time"
-            assert not [line for line in command_lines() if password in line], "the password is on a command line"
-            time.sleep(0.1)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        output = run.communicate()[0]
+    while run.poll() is None:
+        assert time.monotonic() < deadline, "the run did not finish in time"
+        assert not [line for _, line in project.processes() if password in line], "the password is on a command line"
+        time.sleep(0.1)
+    output = runs.finish(run, check=False).stdout
     assert password not in output, "the password is in Snakemake's output"
     return run.returncode, output
 
@@ -128,12 +96,12 @@ def install_design(target, token_type: str = "demo") -> None:
 # --- a) the server admin -----------------------------------------------------------------------------------
 
 
-def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_path, workflow_couchdb_for):
+def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("server-admin", create=False)
     assert "_admin" in session_of(target)["roles"]
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert target.database in target.server.databases()
@@ -142,27 +110,27 @@ def test_a_the_server_admin_runs_the_workflow_and_it_creates_the_database(tmp_pa
 # --- b) a database admin: the usual PiCaS account -------------------------------------------------------
 
 
-def test_b_a_database_admin_runs_the_workflow_and_a_rerun_does_nothing(tmp_path, workflow_couchdb_for):
+def test_b_a_database_admin_runs_the_workflow_and_a_rerun_does_nothing(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("picas")
     assert "_admin" not in session_of(target)["roles"], "this must be an ordinary user"
     security = target.server.request("GET", f"{target.database}/_security").json()
     assert security["admins"]["names"] == [target.account.name]
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert json.loads((folder / "results" / OBSID / "design.json").read_text())["written"] is True
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
     assert code == 0 and "Nothing to be done" in output, output[-3000:]
 
 
 def test_b_a_database_admin_without_a_database_is_told_a_server_admin_must_create_it(tmp_path,
-                                                                                      workflow_couchdb_for):
+                                                                                      workflow_couchdb_for, runs):
     target = workflow_couchdb_for("picas", create=False)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     # CouchDB 3 answers the non-admin's PUT /db with "401 You are not a server admin.": the
     # database is missing, the password is right, and the message must say so.
@@ -177,14 +145,14 @@ def test_b_a_database_admin_without_a_database_is_told_a_server_admin_must_creat
 # --- c) a database member only ----------------------------------------------------------------------------
 
 
-def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_path, workflow_couchdb_for):
+def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_path, workflow_couchdb_for, runs):
     target = workflow_couchdb_for("member")
     security = target.server.request("GET", f"{target.database}/_security").json()
     assert security["admins"]["names"] == [] and security["members"]["names"] == [target.account.name]
     install_design(target)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
     assert_completed(folder, target, code, output)
     assert json.loads((folder / "results" / OBSID / "design.json").read_text())["written"] is False
@@ -193,28 +161,33 @@ def test_c_a_member_runs_the_workflow_when_the_design_document_is_current(tmp_pa
 def make_design_out_of_date(target) -> None:
     install_design(target)
     design = target.server.request("GET", f"{target.database}/_design/demo").json()
-    del design["views"]["locked_since"]  # as made by an older version, before that view existed
+    del design["views"][LAST_SEEN]  # as made by an older version, before that view existed
     target.server.request("PUT", f"{target.database}/_design/demo", json=design)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a member may not write _design/<type>; today the run stops at the design step with '403 forbidden: You "
-    "are not a db or server admin.; check the user and password', which blames the credentials instead of "
-    "saying what a database admin must run"))
 @pytest.mark.parametrize("design", ["missing", "out-of-date"])
 def test_c_a_member_is_told_what_a_database_admin_must_run_when_the_design_is_not_current(
-        tmp_path, workflow_couchdb_for, design):
+        tmp_path, workflow_couchdb_for, runs, design):
     target = workflow_couchdb_for("member")
     if design == "out-of-date":
         make_design_out_of_date(target)
     folder = write_project(tmp_path, target)
 
-    code, output = run_workflow(folder, target)
+    code, output = run_workflow(runs, folder, target)
 
-    # What holds today already: the run fails before any token is made.
+    # The run fails before any token is made...
     assert code != 0
     assert target.tokens(folder) == []
     assert_password_nowhere(folder, target)
-    # What is still to come: a message that says what to do, not one that blames the password.
+    # ...with a message that says what to do, not one that blames the password.
     assert "check the user and password" not in output, output[-3000:]
-    assert "database admin" in output, output[-3000:]
+    state = "missing" if design == "missing" else "out of date"
+    assert f"_design/demo in database {target.database} is {state}" in output, output[-3000:]
+    assert "Ask a database admin to run, in this project folder, 'lrt design install'" in output, output[-3000:]
+
+    # A database admin does so (here the server admin: this database has no other), and the member's
+    # run, the same command again, goes through.
+    installed = runs.lrt(folder, "design", "install", env=target.server.environment())
+    assert installed.returncode == 0 and "_design/demo written" in installed.stdout, installed.stdout[-3000:]
+    code, output = run_workflow(runs, folder, target)
+    assert_completed(folder, target, code, output)

@@ -23,7 +23,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -31,15 +30,13 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
+import project
 from lrt_workflow.couchdb import ServerUnreachable, connect
 from lrt_workflow.couchdb.credentials import PicasCredentials
 from lrt_workflow.couchdb.target import resolve
+from project import OBSID
 
-ROOT = Path(__file__).resolve().parent.parent
-SRM_50 = ROOT / "tests" / "data" / "srm" / "srm_50_sara.txt"
-OBSID = "L229507"
 JOB_SLEEP = "2.07"  # a marker too: the jobs are the processes whose command line holds "sleep 2.07"
 # The job prints its whole environment into stdout.log, which is attached to its token and archived.
 JOB = f'sleep {JOB_SLEEP}; env; bash "$JOBSCRIPT"'
@@ -64,58 +61,20 @@ def token_type(secured_server):
                       timeout=60).raise_for_status()
 
 
-def write_project(folder: Path, url: str, token_type: str, subbands: int = 20, *, database: str) -> Path:
-    """An observation of ``subbands`` subbands (two tokens of 10) on ``url``, in ``database``."""
-    example = folder / "example"
-    example.mkdir(parents=True)
-    (example / "srm.txt").write_text("\n".join(SRM_50.read_text().splitlines()[:subbands]) + "\n")
-    shutil.copy(ROOT / "example" / "token.json", example / "token.json")
-    shutil.copy(ROOT / "example" / "job.sh", example / "job.sh")
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["couchdb"].update(url=url, database=database)
-    config["token"].update(type=token_type, command=JOB)
-    config["pilots"]["count"] = 2
-    config["wait"]["poll_seconds"] = 0.5
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+def write_project(folder: Path, secured_server, token_type: str) -> Path:
+    """An observation of 20 subbands (two tokens of 10) in the secured server's database; no password
+    anywhere in the folder. The job shows its environment (`JOB`), then runs the demo job script."""
+    url, _, _ = secured_server
+    project.one_step(folder, subbands=20, couchdb={"url": url, "database": secured_server.database},
+                     token={"type": token_type, "command": JOB})
     return folder
 
 
-def environment(home: Path, **extra: str) -> dict:
-    """Our environment with no PiCaS setting of the developer's, a HOME without ~/.picasrc, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PICAS")}
-    return {**env, "HOME": str(home), **extra}
-
-
-def start_snakemake(folder: Path, env: dict, output: Path) -> tuple[subprocess.Popen, Path, Path]:
-    """Snakemake in ``folder``; its stdout and stderr go to files in ``output`` (outside the project)."""
-    output.mkdir(exist_ok=True)
-    stdout, stderr = output / "snakemake.stdout", output / "snakemake.stderr"
-    with open(stdout, "w") as out, open(stderr, "w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--profile", str(ROOT / "profiles" / "local")],
-            cwd=folder, stdout=out, stderr=err, env=env,
-        )
-    return process, stdout, stderr
-
-
-def run_snakemake(folder: Path, env: dict, output: Path, timeout: float = 300) -> tuple[int, str]:
-    process, stdout, stderr = start_snakemake(folder, env, output)
-    process.wait(timeout=timeout)
-    return process.returncode, stdout.read_text() + stderr.read_text()
-
-
-def processes() -> list[tuple[int, str]]:
-    """(pid, command line) of every process we can see."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                    errors="replace")))
-            except OSError:  # it ended meanwhile
-                pass
-    return found
+def run_snakemake(runs, folder: Path, output: Path, env: dict, timeout: float = 300) -> tuple[int, str]:
+    """Snakemake in ``folder`` with ``env`` (and no PiCaS setting of the developer's, and the project
+    folder as HOME, without ~/.picasrc); its output goes to ``output``, outside the project."""
+    finished = runs.finish(runs.start_snakemake(folder, env=env, output=output), check=False, timeout=timeout)
+    return finished.returncode, finished.stdout
 
 
 def environ_of(pid: int) -> bytes | None:
@@ -150,33 +109,28 @@ def attachment_texts(doc: dict) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server, token_type, tmp_path):
+def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server, token_type, tmp_path, runs):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
-    run, stdout, stderr = start_snakemake(folder, environment(tmp_path, PICAS_USER=user, PICAS_PASSWORD=password),
-                                          tmp_path / "output")
+    folder = write_project(tmp_path / "project", secured_server, token_type)
+    run = runs.start_snakemake(folder, env={"PICAS_USER": user, "PICAS_PASSWORD": password},
+                               output=tmp_path / "output" / "snakemake.out")
 
     pilots_seen, jobs_seen = set(), set()
     deadline = time.monotonic() + 300
-    try:
-        while run.poll() is None:
-            assert time.monotonic() < deadline, "the run did not finish in time"
-            for pid, command in processes():
-                assert password not in command, f"the password is on the command line of pid {pid}: {command}"
-                if "step pilot" in command:
-                    pilots_seen.add(pid)
-                if f"sleep {JOB_SLEEP}" in command:
-                    environ = environ_of(pid)
-                    if environ is not None:
-                        jobs_seen.add(pid)
-                        assert password.encode() not in environ, f"job {pid} inherited the password"
-                        assert b"PICAS_PASSWORD=" not in environ and b"PICAS_USER=" not in environ
-            time.sleep(0.1)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    output = stdout.read_text() + stderr.read_text()
+    while run.poll() is None:
+        assert time.monotonic() < deadline, "the run did not finish in time"
+        for pid, command in project.processes():
+            assert password not in command, f"the password is on the command line of pid {pid}: {command}"
+            if "step pilot" in command:
+                pilots_seen.add(pid)
+            if f"sleep {JOB_SLEEP}" in command:
+                environ = environ_of(pid)
+                if environ is not None:
+                    jobs_seen.add(pid)
+                    assert password.encode() not in environ, f"job {pid} inherited the password"
+                    assert b"PICAS_PASSWORD=" not in environ and b"PICAS_USER=" not in environ
+        time.sleep(0.1)
+    output = runs.finish(run, check=False).stdout
     assert run.returncode == 0, output[-5000:]
     assert len(pilots_seen) >= 2, "the pilots ran too briefly to be looked at"
     assert jobs_seen, "no job was caught running"
@@ -210,31 +164,34 @@ def test_the_password_appears_nowhere_during_or_after_a_real_run(secured_server,
             assert password.encode() not in data, f"the password is in attachment {name} of {doc['_id']}"
     job_environment = attachment_texts(tokens[0])["stdout.log"].decode()
     assert f"LRT_TOKEN_TYPE={token_type}" in job_environment, "the job's env output is not where it is searched"
+    assert "SRMFILE=srm.txt" in job_environment, "the job was not given its token's keys"
     assert "PICAS_USER" not in job_environment and "PICAS_PASSWORD" not in job_environment
 
 
 @pytest.mark.slow
-def test_a_wrong_password_is_refused_clearly_without_showing_either_password(secured_server, token_type, tmp_path):
+def test_a_wrong_password_is_refused_clearly_without_showing_either_password(secured_server, token_type, tmp_path,
+                                                                             runs):
     url, user, password = secured_server
-    wrong = "Wrong-" + secrets.token_hex(8)
-    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
+    folder = write_project(tmp_path / "project", secured_server, token_type)
+    # an unrelated wrong password, and one that holds the right one: neither shows
+    for number, wrong in enumerate(("Wrong-" + secrets.token_hex(8), "Wrong-" + password)):
+        code, output = run_snakemake(runs, folder, tmp_path / "output" / f"wrong-{number}.out",
+                                     {"PICAS_USER": user, "PICAS_PASSWORD": wrong})
 
-    code, output = run_snakemake(folder, environment(tmp_path, PICAS_USER=user, PICAS_PASSWORD=wrong),
-                                 tmp_path / "output")
-
-    assert code != 0
-    assert "refused" in output and url in output and "PICAS_PASSWORD" in output, output[-4000:]
-    assert wrong not in output and password not in output
-    assert files_holding(folder, wrong) == [] and files_holding(folder, password) == []
-    assert ids_of(url, (user, password), token_type, secured_server.database) == [], "something was written with a refused password"
+        assert code != 0
+        assert "refused" in output and url in output and "PICAS_PASSWORD" in output, output[-4000:]
+        assert wrong not in output and password not in output
+        assert files_holding(folder, wrong) == [] and files_holding(folder, password) == []
+        assert ids_of(url, (user, password), token_type, secured_server.database) == [], \
+            "something was written with a refused password"
 
 
 @pytest.mark.slow
-def test_no_credentials_at_all_are_refused_clearly(secured_server, token_type, tmp_path):
+def test_no_credentials_at_all_are_refused_clearly(secured_server, token_type, tmp_path, runs):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
+    folder = write_project(tmp_path / "project", secured_server, token_type)
 
-    code, output = run_snakemake(folder, environment(tmp_path), tmp_path / "output")
+    code, output = run_snakemake(runs, folder, tmp_path / "output" / "snakemake.out", {})
 
     assert code != 0
     assert "refused" in output and "PICAS_PASSWORD" in output, output[-4000:]
@@ -246,42 +203,51 @@ def test_no_credentials_at_all_are_refused_clearly(secured_server, token_type, t
 
 
 @pytest.mark.slow
-def test_a_picasrc_others_can_read_is_refused_and_a_private_one_is_used(secured_server, token_type, tmp_path):
+def test_a_picasrc_others_can_read_is_refused_and_a_private_one_is_used(secured_server, token_type, tmp_path, runs):
+    """By the workflow and by an ``lrt`` command alike."""
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
+    folder = write_project(tmp_path / "project", secured_server, token_type)
     rc = tmp_path / "picasrc"
     rc.write_text(f"# PiCaS\nuser={user}\npassword={password}\n")
-    env = environment(tmp_path, PICASRC=str(rc))
+    env = {"PICASRC": str(rc)}
 
     os.chmod(rc, 0o644)
-    code, output = run_snakemake(folder, env, tmp_path / "refused")
+    code, output = run_snakemake(runs, folder, tmp_path / "output" / "refused.out", env)
     assert code != 0
     assert f"{rc} holds a password but is accessible by group or others (mode 0644)" in output, output[-4000:]
     assert f"chmod 600 {rc}" in output
     assert password not in output
     assert ids_of(url, (user, password), token_type, secured_server.database) == []
+    status = runs.lrt(folder, "status", env=env)
+    assert status.returncode == 1 and f"chmod 600 {rc}" in status.stdout, status.stdout[-3000:]
+    assert password not in status.stdout
 
     os.chmod(rc, 0o600)
-    code, output = run_snakemake(folder, env, tmp_path / "accepted")
+    code, output = run_snakemake(runs, folder, tmp_path / "output" / "accepted.out", env)
     assert code == 0, output[-4000:]
     assert password not in output
-    tokens = [d for d in documents_of(url, (user, password), token_type, secured_server.database) if not d["_id"].startswith("_design/")]
+    tokens = [d for d in documents_of(url, (user, password), token_type, secured_server.database)
+              if not d["_id"].startswith("_design/")]
     assert len(tokens) == 2 and all(d["status"] == "done" for d in tokens)
     for doc in tokens:
         assert "PICASRC" not in attachment_texts(doc)["stdout.log"].decode(), "the job was told where the rc file is"
     assert files_holding(folder, password) == []
+    status = runs.lrt(folder, "status", env=env)
+    assert status.returncode == 0, status.stdout[-3000:]
+    assert f"{token_type} ({OBSID}): todo=0 locked=0 done=2 error=0 total=2" in status.stdout, status.stdout
+    assert password not in status.stdout
 
 
 # --- a password written into the URL ------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_a_password_inside_picas_url_is_not_handed_to_jobs(secured_server, token_type, tmp_path):
+def test_a_password_inside_picas_url_is_not_handed_to_jobs(secured_server, token_type, tmp_path, runs):
     url, user, password = secured_server
-    folder = write_project(tmp_path / "project", url, token_type, database=secured_server.database)
+    folder = write_project(tmp_path / "project", secured_server, token_type)
     with_password = url.replace("://", f"://{user}:{password}@", 1)
 
-    code, output = run_snakemake(folder, environment(tmp_path, PICAS_URL=with_password), tmp_path / "output")
+    code, output = run_snakemake(runs, folder, tmp_path / "output" / "snakemake.out", {"PICAS_URL": with_password})
 
     assert code == 0, output[-4000:]  # the credentials in the URL are used...
     assert password not in output

@@ -2,15 +2,14 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import pytest
+from project import wait_until
 
-from lrt_workflow.token import Token, TokenStore, token_id
 from lrt_workflow.pilot import TIMEOUT_EXIT, Worker, job_environment
+from lrt_workflow.token import Token, TokenStore, token_id
 
 VARIABLES = {
     "_token_keys": {"$OBSID": "OBSID", "$STARTSB": "STARTSB", "$SETTINGS": "settings"},
@@ -100,23 +99,13 @@ def test_job_environment_maps_keys_and_attachment_names(tmp_path):
     assert "PICAS_PASSWORD" not in env and "PICAS_USER" not in env
 
 
-def lrt_worker(couchdb_server, database, *extra, env=None):
-    """``lrt worker`` on the test's database, with the server's credentials in its environment."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "lrt_workflow", "worker", "--url", couchdb_server.url, "--database",
-         database.database_name, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **couchdb_server.environment(), **(env or {})},
-    )
-
-
 @pytest.mark.parametrize("workers, tokens", [(4, 120), (8, 200)])
 def test_concurrent_workers_process_every_token_exactly_once(store, couchdb_server, database, tmp_path,
-                                                             workers, tokens):
+                                                             workers, tokens, lrt_worker):
     ids = fill(store, tokens)
     ledger = tmp_path / "ledger.txt"
     command = f'echo "$LRT_TOKEN_ID" >> {ledger}'
-    processes = [lrt_worker(couchdb_server, database, "--type", "pref", "--command", command,
+    processes = [lrt_worker("--type", "pref", "--command", command,
                           "--workdir", str(tmp_path / f"w{i}")) for i in range(workers)]
     for process in processes:
         out, err = process.communicate(timeout=240)
@@ -127,20 +116,10 @@ def test_concurrent_workers_process_every_token_exactly_once(store, couchdb_serv
     assert store.counts() == {"todo": 0, "locked": 0, "done": tokens, "error": 0, "total": tokens}
 
 
-def wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
-def test_sigterm_releases_the_token_at_once(store, couchdb_server, database, tmp_path):
+def test_sigterm_releases_the_token_at_once(store, couchdb_server, database, tmp_path, lrt_worker):
     ids = fill(store, 1)
-    process = lrt_worker(couchdb_server, database, "--type", "pref", "--command", "sleep 60")
-    wait_for(lambda: store.get(ids[0])["status"] == "running")
+    process = lrt_worker("--type", "pref", "--command", "sleep 60")
+    wait_until(lambda: store.get(ids[0])["status"] == "running")
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 143, err
@@ -150,7 +129,7 @@ def test_sigterm_releases_the_token_at_once(store, couchdb_server, database, tmp
     assert f"released token {ids[0]}" in out
 
 
-def test_worker_serves_tokens_made_the_picas_way(database, couchdb_server, tmp_path):
+def test_worker_serves_tokens_made_the_picas_way(database, couchdb_server, tmp_path, lrt_worker):
     picas_clients = pytest.importorskip("picas.clients")
     from picas.documents import Task
 
@@ -163,7 +142,7 @@ def test_worker_serves_tokens_made_the_picas_way(database, couchdb_server, tmp_p
                             '&& parseInt(doc.exit_code) == 0) { emit(doc._id, doc._id); } } }')
     tasks = [Task({"_id": f"task{i}", "input": f"value {i}", "type": "token"}) for i in range(3)]
     client.save_documents(tasks)
-    process = lrt_worker(couchdb_server, database, "--design", "Monitor", "--command", 'echo "$LRT_TOKEN_ID"')
+    process = lrt_worker("--design", "Monitor", "--command", 'echo "$LRT_TOKEN_ID"')
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert "processed 3 tokens (0 failed)" in out

@@ -12,7 +12,8 @@ from lrt_workflow.archive import archive_tokens, attachment_filename
 from lrt_workflow.classic.token import TEXT, _read_file
 from lrt_workflow.couchdb.client import connect, open_database
 from lrt_workflow.couchdb.credentials import PicasCredentials, load_credentials
-from lrt_workflow.couchdb.store import TokenStore, design_ids
+from lrt_workflow.couchdb.documents import design_ids
+from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import views
 from lrt_workflow.token.builders import TokenBuilder, TokenDictBuilder, load_token_config

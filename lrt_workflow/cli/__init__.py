@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from lrt_workflow import __version__
-from lrt_workflow.cli import couchdb, operations, run, srm, step, tokens, worker
+from lrt_workflow.cli import couchdb, design, operations, run, srm, step, tokens, worker
 from lrt_workflow.errors import LrtError
 
-COMMAND_MODULES = (run, couchdb, srm, tokens, operations, worker, step)
+COMMAND_MODULES = (run, couchdb, srm, tokens, operations, design, worker, step)
 
 
 def build_parser() -> argparse.ArgumentParser:

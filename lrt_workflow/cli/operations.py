@@ -14,7 +14,8 @@ from pathlib import Path
 
 from lrt_workflow.archive import archive_tokens, read_archive, restore
 from lrt_workflow.cli.common import TIME_FORMAT, add_target_options, config_from_args, database, stores
-from lrt_workflow.couchdb.store import TokenStore, design_ids
+from lrt_workflow.couchdb.documents import design_ids
+from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import LrtError
 from lrt_workflow.steps import load_pipeline
 from lrt_workflow.token.views import OVERVIEW, STATES

@@ -49,6 +49,10 @@ class AuthenticationFailed(CouchDBError):
     """The server refused our credentials (or their absence)."""
 
 
+class Forbidden(AuthenticationFailed):
+    """The server knows the user, who lacks the right to do this (403)."""
+
+
 class DatabaseMissing(CouchDBError):
     """The database does not exist on the server."""
 
@@ -198,7 +202,12 @@ def http_error(response: requests.Response, where: str) -> CouchDBError:
     """The typed error for a failed response."""
     status = response.status_code
     reason = http_reason(response)
-    if status in (401, 403):
+    if status == 403:
+        return Forbidden(
+            f"CouchDB at {where} refused the request ({status} {reason}): the user is known but lacks the right "
+            "to do this; a database admin (named in the database's _security) or a server admin may"
+        )
+    if status == 401:
         return AuthenticationFailed(
             f"CouchDB at {where} refused the request ({status} {reason}); check the user and password "
             "(PICAS_USER / PICAS_PASSWORD or ~/.picasrc) and the user's rights on the database"

@@ -1,7 +1,7 @@
 """All CouchDB traffic for the tokens of one type: the engine behind the classic API.
 
-This is the only code that speaks HTTP to a database; everything else asks a
-`TokenStore`. Every operation on many tokens is a bulk operation: ids are
+This, with the document requests it is built on (`documents`), is the only
+code that speaks HTTP to a database; everything else asks a `TokenStore`. Every operation on many tokens is a bulk operation: ids are
 read with one view or ``_all_docs`` request, documents are written with
 ``_bulk_docs`` in batches, and attachments travel inline (base64) inside the
 documents. That is what makes ten thousand tokens a matter of seconds, and
@@ -15,23 +15,31 @@ update is never overwritten with stale data.
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import json
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from lrt_workflow import __version__
-from lrt_workflow.couchdb.client import AuthenticationFailed, CouchDBError, UpdateConflict, http_error, translate_errors
+from lrt_workflow.couchdb import documents
+from lrt_workflow.couchdb.client import (
+    CouchDBError,
+    Forbidden,
+    UpdateConflict,
+)
+from lrt_workflow.couchdb.credentials import redact_url
 from lrt_workflow.errors import LrtError
 from lrt_workflow.token import modifiers, views
 from lrt_workflow.token.model import inline_attachment
 
-BATCH_SIZE = 500
+BATCH_SIZE = documents.BATCH_SIZE
 MAX_CONFLICT_ROUNDS = 8
+
+
+class DesignNotCurrent(CouchDBError):
+    """``_design/<type>`` must be written, and this user may not."""
 
 
 @dataclass
@@ -49,93 +57,6 @@ class CreateReport:
     def __str__(self) -> str:
         text = f"created {len(self.created)} tokens, found {len(self.found)} already there"
         return text + (f", overwrote {len(self.overwritten)}" if self.overwritten else "")
-
-
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _quote_id(doc_id: str) -> str:
-    # Design documents keep their slash; every other id is one path segment.
-    if doc_id.startswith("_design/"):
-        return "_design/" + urllib.parse.quote(doc_id[len("_design/"):], safe="")
-    return urllib.parse.quote(doc_id, safe="")
-
-
-def _request(db, method: str, path: str = "", *, expect: Sequence[int] = (), **kwargs):
-    """One HTTP request to ``db``; returns the response. Failures become typed errors,
-    except the status codes in ``expect``, which the caller handles."""
-    url = db.database_url + (f"/{path}" if path else "")
-    with translate_errors(db.client.server_url, db.database_name):
-        response = db.r_session.request(method, url, **kwargs)
-        if response.status_code >= 400 and response.status_code not in expect:
-            raise http_error(response, f"{db.client.server_url.rstrip('/')}/{db.database_name}/{path}".rstrip("/"))
-    return response
-
-
-def _fetch_document(db, doc_id: str, *, attachments: bool = False) -> dict | None:
-    """The document ``doc_id``, or None when there is none."""
-    params = {"attachments": "true"} if attachments else None
-    response = _request(db, "GET", _quote_id(doc_id), params=params, expect=(404,))
-    return None if response.status_code == 404 else response.json()
-
-
-def _save_document(db, doc: dict) -> str:
-    """Create or update one document (``_rev`` decides which); returns its new revision."""
-    response = _request(db, "PUT", _quote_id(doc["_id"]), json=doc, expect=(409,))
-    if response.status_code == 409:
-        raise UpdateConflict(f"token {doc['_id']} changed on the server since it was read; fetch it and try again")
-    return response.json()["rev"]
-
-
-def _delete_document(db, doc_id: str, rev: str) -> None:
-    response = _request(db, "DELETE", _quote_id(doc_id), params={"rev": rev}, expect=(409,))
-    if response.status_code == 409:
-        raise UpdateConflict(f"token {doc_id} changed on the server since it was read; fetch it and try again")
-
-
-def _bulk_write(db, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
-    """``_bulk_docs``: returns ({id: new rev} of the saved, [ids that conflicted])."""
-    saved, conflicts = {}, []
-    if not docs:
-        return saved, conflicts
-    for row in _request(db, "POST", "_bulk_docs", json={"docs": list(docs)}).json():
-        if "rev" in row and "error" not in row:
-            saved[row["id"]] = row["rev"]
-        elif row.get("error") == "conflict":
-            conflicts.append(row["id"])
-        elif row.get("error") in ("unauthorized", "forbidden"):
-            raise AuthenticationFailed(
-                f"CouchDB refused to save token {row.get('id')} in {db.database_name} ({row['error']}: "
-                f"{row.get('reason')}); check the user and password and the user's rights on the database"
-            )
-        else:
-            raise CouchDBError(f"could not save token {row.get('id')}: {row.get('error')}: {row.get('reason')}")
-    return saved, conflicts
-
-
-def _fetch_documents(db, ids: Sequence[str], *, attachments: bool = False, batch_size: int = BATCH_SIZE) -> list[dict]:
-    """The documents with these ids that exist, in the order given."""
-    docs = []
-    params = {"include_docs": "true"}
-    if attachments:
-        params["attachments"] = "true"
-    for batch in batched(list(ids), batch_size):
-        rows = _request(db, "POST", "_all_docs", params=params, json={"keys": list(batch)}).json()["rows"]
-        docs.extend(row["doc"] for row in rows if row.get("doc"))
-    return docs
-
-
-def _existing_revisions(db, ids: Sequence[str], batch_size: int = 2000) -> dict[str, str]:
-    """{id: current rev} for the ids that exist and are not deleted. One request per batch."""
-    revisions = {}
-    for batch in batched(list(ids), batch_size):
-        for row in _request(db, "POST", "_all_docs", json={"keys": list(batch)}).json()["rows"]:
-            value = row.get("value")
-            if value and not value.get("deleted"):
-                revisions[row["id"]] = value["rev"]
-    return revisions
 
 
 class TokenStore:
@@ -163,32 +84,49 @@ class TokenStore:
 
     # --- the design document -------------------------------------------------
 
-    def ensure_design(self) -> bool:
-        """Create or update ``_design/<type>`` with the standard views; True if it was written.
+    def design_update(self) -> tuple[dict | None, dict | None]:
+        """(``_design/<type>`` as stored, what it should become, or None when it is current).
 
-        Views a user added by hand are kept; an unchanged design document is
-        not rewritten, because every rewrite makes the server rebuild its indexes.
+        Views a user added by hand are kept. Only the views decide: a document
+        whose views are current is not rewritten for a newer tools' version,
+        because every rewrite makes the server rebuild its indexes (and only
+        database admins may write it).
         """
         wanted = views.design_document(self.token_type, __version__)
         wanted["_id"] = self.design_id
-        current = _fetch_document(self.db, self.design_id)
+        current = self.design_doc()
         if current:
             kept = {name: view for name, view in current.get("views", {}).items() if name not in views.RETIRED_VIEWS}
             merged = {**current, **wanted, "views": {**kept, **wanted["views"]}}
-            if merged == current:
-                return False
+            if (merged["views"], merged["language"]) == (current.get("views"), current.get("language")):
+                return current, None
             wanted = merged
+        return current, wanted
+
+    def ensure_design(self) -> bool:
+        """Create or update ``_design/<type>`` with the standard views; True if it was written."""
+        current, wanted = self.design_update()
+        if wanted is None:
+            return False
         try:
-            _save_document(self.db, wanted)
+            documents.save_document(self.db, wanted)
         except UpdateConflict:
             # Another run wrote it between our read and our write: check theirs.
             return self.ensure_design()
+        except Forbidden:
+            raise DesignNotCurrent(
+                f"{self.design_id} in database {self.db.database_name} is "
+                f"{'out of date' if current else 'missing'}, and this user may not write design documents (a "
+                "member of the database, not one of its admins). Ask a database admin to run, in this project "
+                f"folder, 'lrt design install' (or anywhere: 'lrt design install --type {self.token_type} --url "
+                f"{redact_url(self.db.client.server_url)} --database {self.db.database_name}'); then run again"
+            ) from None
         return True
 
     def add_view(self, name: str, view: dict) -> None:
         doc = self.design_doc() or {"_id": self.design_id, "language": "javascript", "views": {}}
         doc.setdefault("views", {})[name] = view
-        _save_document(self.db, doc)
+        documents.save_document(self.db, doc)
 
     def delete_views(self, names: Iterable[str] | None = None) -> None:
         """Remove the named views (all of them without names), keeping the design document."""
@@ -196,18 +134,18 @@ class TokenStore:
         if not doc:
             return
         doc["views"] = {} if names is None else {k: v for k, v in doc.get("views", {}).items() if k not in set(names)}
-        _save_document(self.db, doc)
+        documents.save_document(self.db, doc)
 
     def delete_design(self) -> bool:
         doc = self.design_doc()
         if not doc:
             return False
-        _delete_document(self.db, self.design_id, doc["_rev"])
+        documents.delete_document(self.db, self.design_id, doc["_rev"])
         return True
 
     def design_doc(self) -> dict | None:
         """``_design/<type>`` as stored, or None."""
-        return _fetch_document(self.db, self.design_id)
+        return documents.fetch_document(self.db, self.design_id)
 
     def view_names(self) -> list[str]:
         return sorted((self.design_doc() or {}).get("views", {}))
@@ -217,7 +155,7 @@ class TokenStore:
     def view_rows(self, view: str, **params) -> list[dict]:
         """The rows of one view of this design document, in one request."""
         query = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()}
-        response = _request(self.db, "GET", f"{_quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
+        response = documents.request(self.db, "GET", f"{documents.quote_id(self.design_id)}/_view/{urllib.parse.quote(view)}", params=query)
         return response.json()["rows"]
 
     def _scope(self) -> dict:
@@ -246,33 +184,33 @@ class TokenStore:
         return [row["id"] for row in self.view_rows(view, reduce=False, **self._scope())]
 
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
-        return _fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
+        return documents.fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
 
     def revisions(self, ids: Sequence[str]) -> dict[str, str]:
         """{id: current revision} of those of ``ids`` that exist, in a few ``_all_docs`` requests."""
-        return _existing_revisions(self.db, ids)
+        return documents.existing_revisions(self.db, ids)
 
     def get(self, token_id: str) -> dict | None:
-        return _fetch_document(self.db, token_id)
+        return documents.fetch_document(self.db, token_id)
 
     def save(self, doc: dict) -> str:
         """Save one token with the revision it carries; returns the new revision.
         Raises `UpdateConflict` when the token changed on the server since that revision."""
-        return _save_document(self.db, doc)
+        return documents.save_document(self.db, doc)
 
     def write(self, docs: Sequence[dict]) -> tuple[dict[str, str], list[str]]:
         """Save documents in bulk as they are, each with the revision it carries:
         ({id: new revision} of those saved, [ids that conflicted])."""
         saved, conflicts = {}, []
-        for batch in batched(list(docs), self.batch_size):
-            batch_saved, batch_conflicts = _bulk_write(self.db, batch)
+        for batch in documents.batched(list(docs), self.batch_size):
+            batch_saved, batch_conflicts = documents.bulk_write(self.db, batch)
             saved.update(batch_saved)
             conflicts.extend(batch_conflicts)
         return saved, conflicts
 
     def delete_token(self, token_id: str, rev: str) -> None:
         """Delete one token at revision ``rev`` (`UpdateConflict` if it changed)."""
-        _delete_document(self.db, token_id, rev)
+        documents.delete_document(self.db, token_id, rev)
 
     # --- writing -------------------------------------------------------------
 
@@ -318,7 +256,7 @@ class TokenStore:
                 token["_attachments"] = {name: inline_attachment(data) for name, data in files.items()}
             todo.append(token)
         written = 0
-        for batch in batched(todo, self.batch_size):
+        for batch in documents.batched(todo, self.batch_size):
             saved, conflicts = self.write(batch)
             for token in batch:
                 if token["_id"] in saved:
@@ -363,7 +301,7 @@ class TokenStore:
         # zlib and its compression_level. But equal compressed bytes mean equal content,
         # so one download per distinct digest settles it for every token that has it: on
         # a rerun, one download for all tokens instead of a rewrite of every one of them.
-        same, different = {_md5_digest(data)}, set()
+        same, different = {documents.md5_digest(data)}, set()
 
         def unchanged(doc: dict, stub: dict | None) -> bool:
             digest = (stub or {}).get("digest")
@@ -389,12 +327,12 @@ class TokenStore:
     def put_attachment(self, token_id: str, name: str, data: bytes, content_type: str = "text/plain") -> str:
         """Attach one file to one token; returns the token's new revision."""
         for _ in range(MAX_CONFLICT_ROUNDS):
-            doc = _fetch_document(self.db, token_id)
+            doc = documents.fetch_document(self.db, token_id)
             if doc is None:
                 raise CouchDBError(f"token {token_id} does not exist in {self.db.database_name}")
             # The revision goes in the query string: the embedded server ignores If-Match.
-            response = _request(
-                self.db, "PUT", f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
+            response = documents.request(
+                self.db, "PUT", f"{documents.quote_id(token_id)}/{urllib.parse.quote(name, safe='')}",
                 params={"rev": doc["_rev"]}, data=data, headers={"Content-Type": content_type}, expect=(409,),
             )
             if response.status_code != 409:
@@ -403,8 +341,8 @@ class TokenStore:
 
     def get_attachment(self, token_id: str, name: str, *, rev: str | None = None) -> bytes:
         """The attachment's content (of revision ``rev``, else the current one), uncompressed."""
-        path = f"{_quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
-        return _request(self.db, "GET", path, params={"rev": rev} if rev else None).content
+        path = f"{documents.quote_id(token_id)}/{urllib.parse.quote(name, safe='')}"
+        return documents.request(self.db, "GET", path, params={"rev": rev} if rev else None).content
 
     def set_fields(self, ids: Sequence[str], **fields) -> list[str]:
         def update(doc: dict) -> None:
@@ -456,14 +394,3 @@ class TokenStore:
     def purge(self) -> list[str]:
         """Delete every token of this type (the design document stays)."""
         return self.delete(self.all_ids())
-
-
-def _md5_digest(data: bytes) -> str:
-    # The digest CouchDB reports for an attachment stored as is (not gzip-compressed).
-    return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
-
-
-def design_ids(db) -> list[str]:
-    """The ids of every design document in the database: one per token type, and any others."""
-    rows = _request(db, "GET", "_all_docs", params={"startkey": '"_design/"', "endkey": '"_design0"'}).json()["rows"]
-    return [row["id"] for row in rows]

@@ -108,7 +108,7 @@ def pilot_step(settings: Mapping, obsid: str | None, out: str | os.PathLike,
     )
     stop = threading.Event()
     if index == 0:
-        report_progress(TokenStore(store.db, store.token_type, obsid=obsid), wait["poll_seconds"], stop, "progress")
+        report_progress(store, wait["poll_seconds"], stop, "progress")
     try:
         report = worker.run()
     finally:

@@ -45,6 +45,23 @@ def export(built: Pipeline, *, conda: bool = False) -> None:
     os.environ["LRT_CONFIG"] = snapshot_path(built)
 
 
+def warn_if_unreachable(config: Mapping, workflow) -> None:
+    """Warn when the jobs may run on other machines, which cannot reach the embedded server. Snakemake
+    takes ``--jobs`` (as profiles/slurm sets it) only for executors that send jobs elsewhere."""
+    if workflow.is_main_process and workflow.nodes is not None and embedded_server(config.get("couchdb")):
+        print("lrt: warning: couchdb.url is 'embedded', but this run sends jobs elsewhere (--jobs "
+              f"{workflow.nodes}): the embedded server listens on this machine's 127.0.0.1 only, so pilots on "
+              "the compute nodes of a real cluster cannot reach it. That works only when the jobs run on this "
+              "machine (scripts/slurm-cluster); otherwise set couchdb.url to a CouchDB server the compute nodes "
+              "can reach.", file=sys.stderr)
+
+
+def pilot_resources(built: Pipeline, step: Step) -> dict:
+    """What each pilot of ``step`` asks of a batch system: ``pilots.resources``, with the step's own
+    values over them (a step's ``pilots`` section replaces only the keys it names)."""
+    return {**built.config["pilots"]["resources"], **built.step_config(step.name)["pilots"]["resources"]}
+
+
 def snapshot_path(built: Pipeline) -> str:
     """Where the steps read the validated configuration: beside the one step's results, or, for a
     pipeline, in the results folder that all its observations share."""

@@ -41,18 +41,20 @@ LIFECYCLE_FIELDS = frozenset({
 })
 
 
-def _now(now: float | None) -> int:
-    return int(now if now is not None else time.time())
+def _now(now: float | None) -> float:
+    return now if now is not None else time.time()
 
 
 def record(doc: dict, event: str, now: float | None = None, **details) -> dict:
-    """Note ``event`` in the token's ``times`` (latest per name) and ``history`` (all of them)."""
+    """Note ``event`` in the token's ``times`` (latest per name, whole seconds, as GRID_LRT's) and
+    ``history`` (all of them, to the millisecond, so even short jobs have a duration)."""
     when = _now(now)
     times = doc.get("times") if isinstance(doc.get("times"), dict) else {}
-    times[event] = when
+    times[event] = int(when)
     doc["times"] = times
     history = doc.get("history") if isinstance(doc.get("history"), list) else []
-    history.append({"event": event, "time": when, **{k: v for k, v in details.items() if v not in (None, "")}})
+    history.append({"event": event, "time": round(when, 3),
+                    **{k: v for k, v in details.items() if v not in (None, "")}})
     doc["history"] = history
     return doc
 
@@ -123,7 +125,7 @@ def respec(doc: dict, new: Mapping, now: float | None = None) -> dict:
 def claim(doc: dict, *, worker_id: str, hostname: str, now: float | None = None, **pilot) -> dict:
     """Lock the token for one worker. ``pilot`` may name the batch job it runs in (``slurm_job_id=...``)."""
     when = _now(now)
-    doc.update(lock=when, heartbeat=when, hostname=hostname, worker_id=worker_id, status="locked")
+    doc.update(lock=int(when), heartbeat=int(when), hostname=hostname, worker_id=worker_id, status="locked")
     for key, value in pilot.items():
         if value:
             doc[key] = value
@@ -140,7 +142,7 @@ def set_status(doc: dict, status: str, now: float | None = None) -> dict:
 
 def beat(doc: dict, now: float | None = None) -> dict:
     """Renew the lease. Not an event: it would grow the history by one line per beat."""
-    doc["heartbeat"] = _now(now)
+    doc["heartbeat"] = int(_now(now))
     return doc
 
 
@@ -148,7 +150,7 @@ def finish(doc: dict, exit_code: int, now: float | None = None, *, results: str 
     """The job ended with ``exit_code``: ``done`` when 0, else ``error``; ``results`` is where they went."""
     when = _now(now)
     state = "done" if exit_code == 0 else "error"
-    doc.update(status=state, output=exit_code, exit_code=exit_code, done=when)
+    doc.update(status=state, output=exit_code, exit_code=exit_code, done=int(when))
     if results:
         doc[RESULTS] = results
     return record(doc, state, when, exit_code=exit_code)
@@ -175,8 +177,8 @@ def release(doc: dict, now: float | None = None, *, reason: str = "") -> dict:
 def fail(doc: dict, reason: str, now: float | None = None, *, event: str = "failed") -> dict:
     """Give up on the token: finished in ``error`` with ``reason`` and no exit code of a job."""
     when = _now(now)
-    doc.update(status="error", output=NO_EXIT_CODE, exit_code=NO_EXIT_CODE, done=when, error_reason=reason)
-    doc["lock"] = doc.get("lock") or when  # finished tokens keep a claim time, as the views expect
+    doc.update(status="error", output=NO_EXIT_CODE, exit_code=NO_EXIT_CODE, done=int(when), error_reason=reason)
+    doc["lock"] = doc.get("lock") or int(when)  # finished tokens keep a claim time, as the views expect
     return record(doc, event, when, reason=reason)
 
 
@@ -210,7 +212,7 @@ def expire(doc: dict, lease_seconds: float, max_scrub: int | None, now: float | 
     """The holder went silent for longer than the lease (its worker died): reset it, or fail it when
     it was reset ``max_scrub`` times already, so a token that kills its workers cannot loop forever."""
     scrubs = int(doc.get("scrub_count") or 0)
-    silent = _now(now) - int(last_sign_of_life(doc))
+    silent = int(_now(now) - last_sign_of_life(doc))
     if max_scrub is not None and scrubs >= max_scrub:
         return fail(doc, f"its worker ({doc.get('hostname') or 'unknown host'}) went silent for {silent} s, "
                          f"longer than the lease of {lease_seconds:g} s, after {scrubs} resets", now)
