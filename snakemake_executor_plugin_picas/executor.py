@@ -4,7 +4,8 @@
   there already (a rerun after a kill) is watched instead of made again while it waits, runs, or
   ended after the last run stopped watching; otherwise it is renewed (see `jobs.on_rerun`).
 * **Watching** (`check_active_jobs`): one query of the ``by_run`` view per round, however many jobs
-  run, gives every token's state. A failed job's stderr, attached by its pilot, is fetched and shown
+  run, gives every token's state (a token the view does not show yet is read by itself: pouchdb-server's
+  views can lag a moment behind a write). A failed job's stderr, attached by its pilot, is fetched and shown
   in Snakemake's error report. A token whose pilot went silent for longer than the lease is put back
   (``expired``), so another pilot runs it.
 * **Cancelling** (`cancel_jobs`, Ctrl-C): every unfinished token of the run is cancelled. Pilots no
@@ -174,10 +175,16 @@ class Executor(RemoteExecutor):
             for job_info in active_jobs:
                 yield job_info
             return
+        missing = [info.external_jobid for info in active_jobs if info.external_jobid not in rows]
+        looked_up = self._rows_of(missing) if missing else {}  # {id: row, or None: not this run's token}
+        rows.update({token_id: value for token_id, value in looked_up.items() if value is not None})
+        unsure = set(missing) - set(looked_up)
         now, silent = time.time(), []
         for job_info in active_jobs:
             value = rows.get(job_info.external_jobid)
-            if value is None:
+            if job_info.external_jobid in unsure:  # not even the token could be read: ask again next round
+                yield job_info
+            elif value is None:
                 self.report_job_error(job_info, msg=f"token {job_info.external_jobid} is no longer one of this "
                                                     "run's: it was deleted, or another Snakemake run took it over. ")
             elif value[0] == "done":
@@ -190,6 +197,17 @@ class Executor(RemoteExecutor):
                 yield job_info
         if silent:
             self._expire(silent, now)
+
+    def _rows_of(self, token_ids: list) -> dict:
+        """The status rows of tokens the view left out, read from the tokens. A view may lag a moment
+        behind a token just written (pouchdb-server's do), so only the token itself can say it is gone."""
+        try:
+            docs = self.store.fetch(token_ids)
+        except LrtError as error:
+            self.logger.warning(f"picas executor: could not read {len(token_ids)} token(s) this round: {error}")
+            return {}
+        found = {doc["_id"]: jobs.row_value(doc) for doc in docs if doc.get("lrt_run") == self.run_id}
+        return {**found, **{i: None for i in token_ids if i not in found}}
 
     def _report_failure(self, job_info: SubmittedJobInfo) -> None:
         token_id = job_info.external_jobid

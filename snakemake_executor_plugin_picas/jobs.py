@@ -141,6 +141,12 @@ def renew(doc: dict, fresh: Mapping) -> dict:
 
 # --- what a status round finds ------------------------------------------------------------------------------
 
+def row_value(doc: Mapping) -> list:
+    """What the ``by_run`` view says of a token (`views.run_view`), from the token itself."""
+    code = doc.get("exit_code") if doc.get("output") in ("", None) else doc.get("output")
+    return [modifiers.state(doc), code, modifiers.last_sign_of_life(doc)]
+
+
 def stale(row_value: Sequence, lease_seconds: float, now: float) -> bool:
     """A status row of a running token whose pilot has been silent for longer than the lease."""
     state, _, beat = (list(row_value) + [None, None, None])[:3]

@@ -108,6 +108,16 @@ def test_a_running_token_is_stale_only_after_the_lease():
     assert not jobs.stale(["todo", "", 0], 60, 5000) and not jobs.stale(["done", 0, 1000], 60, 5000)
 
 
+def test_a_tokens_own_status_row_says_what_the_run_view_would():
+    doc = job_doc()
+    assert jobs.row_value(doc) == ["todo", "", 0]
+    modifiers.claim(doc, worker_id="w", hostname="h", now=1000)
+    modifiers.beat(doc, now=1030)
+    assert jobs.row_value(doc) == ["locked", "", 1030]
+    modifiers.finish(doc, 3, now=1040)
+    assert jobs.row_value(doc)[:2] == ["error", 3]
+
+
 def test_the_failure_message_has_the_reason_and_the_end_of_stderr():
     doc = modifiers.claim(job_doc(), worker_id="w", hostname="node7")
     modifiers.finish(doc, 3)
