@@ -189,9 +189,3 @@ class Runs:
             except (ProcessLookupError, PermissionError):
                 pass
             process.wait()
-
-
-def snakefile(folder: Path, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Snakefile").write_text(text)
-    return folder

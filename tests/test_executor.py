@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import requests
 from snakemake.common.tests import TestWorkflowsLocalStorageBase
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
@@ -75,6 +76,36 @@ def history(doc: dict, event: str) -> list[dict]:
     return [entry for entry in doc.get("history", []) if entry["event"] == event]
 
 
+def count_requests_per_status_round(monkeypatch) -> list[tuple[int, int]]:
+    """(jobs watched, HTTP requests sent) of each of the in-process executor's status rounds. Snakemake
+    runs the rounds in a thread of their own, so only that thread's requests during a round count."""
+    import threading
+
+    import requests
+    from snakemake_executor_plugin_picas.executor import Executor
+
+    rounds, counting = [], threading.local()
+    send, check = requests.Session.send, Executor.check_active_jobs
+
+    def counted_send(session, *args, **kwargs):
+        if getattr(counting, "requests", None) is not None:
+            counting.requests += 1
+        return send(session, *args, **kwargs)
+
+    async def counted_check(executor, active_jobs):
+        counting.requests = 0
+        try:
+            async for job_info in check(executor, active_jobs):
+                yield job_info
+        finally:
+            rounds.append((len(active_jobs), counting.requests))
+            counting.requests = None
+
+    monkeypatch.setattr(requests.Session, "send", counted_send)
+    monkeypatch.setattr(Executor, "check_active_jobs", counted_check)
+    return rounds
+
+
 # --- Snakemake's own test bases ------------------------------------------------------------------------
 
 
@@ -92,6 +123,7 @@ class TestSnakemakesExecutorTestBases(TestWorkflowsLocalStorageBase):
         for name, value in couch.env.items():
             monkeypatch.setenv(name, value)
         self.couch = couch
+        rounds = count_requests_per_status_round(monkeypatch)
         pilots = Pilots(tmp_path, couch)
         pilots.start(3)
         try:
@@ -100,6 +132,9 @@ class TestSnakemakesExecutorTestBases(TestWorkflowsLocalStorageBase):
             pilots.stop()
         tokens = couch.tokens(tmp_path).values()
         assert tokens and {doc["status"] for doc in tokens} == {"done"}, [doc["_id"] for doc in tokens]
+        # One request per status round, however many jobs it watched (the runs have rounds of several).
+        assert {requests for jobs, requests in rounds if jobs} == {1}, [r for r in rounds if r[1] != 1]
+        assert max(jobs for jobs, _ in rounds) > 1, rounds
 
     def get_executor(self) -> str:
         return "picas"
@@ -302,25 +337,51 @@ envvars: "LRT_TEST_SECRET"
 
 rule env:
     output: "env.txt"
-    shell: 'printf %s "$LRT_TEST_SECRET" | sha256sum > {output}'
+    shell: 'printf %s "$LRT_TEST_SECRET" | sha256sum > {output}; '
+           "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\\\000' ' ' > command-lines.txt || true"
 """
 
 
-def test_variables_a_job_needs_come_from_the_pilot_and_never_stand_in_a_token(tmp_path, couch, pilots, snakemake):
-    snakefile(tmp_path, NEEDS_SECRET)
-    pilots.start(1, env={"LRT_TEST_SECRET": SECRET})
-    # A command that would hold the secret is refused before any token is made.
-    code, output = snakemake.run("--config", f"leak={SECRET}", env={"LRT_TEST_SECRET": SECRET})
-    assert code != 0 and "holds the value of LRT_TEST_SECRET" in output, output[-3000:]
-    assert couch.tokens(tmp_path) == {}
+@pytest.fixture
+def couch_with_password(request, couch) -> Couch:
+    """A database that takes a password: on the embedded server, a new one on the secured server."""
+    if couch.env:
+        return couch
+    url, user, password = request.getfixturevalue("secured_server")
+    name = f"exec_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}"
+    requests.put(f"{url}/{name}", auth=(user, password), timeout=30).raise_for_status()
+    yield Couch(url, name, {"PICAS_USER": user, "PICAS_PASSWORD": password})
+    requests.delete(f"{url}/{name}", auth=(user, password), timeout=30)
 
-    code, output = snakemake.run(env={"LRT_TEST_SECRET": SECRET})
-    assert code == 0, output[-4000:]
+
+def test_secrets_and_the_password_never_stand_in_a_token_a_log_or_a_command_line(tmp_path, couch_with_password):
+    couch = couch_with_password
+    password = couch.env["PICAS_PASSWORD"]
+    snakefile(tmp_path, NEEDS_SECRET)
+    pilots, snakemake = Pilots(tmp_path, couch), Runs(tmp_path, couch)
+    try:
+        pilots.start(1, env={"LRT_TEST_SECRET": SECRET})
+        # A command that would hold a secret is refused before any token is made.
+        code, output = snakemake.run("--config", f"leak={SECRET}", f"pw={password}", env={"LRT_TEST_SECRET": SECRET})
+        assert code != 0 and "holds the value of LRT_TEST_SECRET, PICAS_PASSWORD" in output, output[-3000:]
+        assert couch.tokens(tmp_path) == {}
+
+        code, output = snakemake.run(env={"LRT_TEST_SECRET": SECRET})
+        assert code == 0, output[-4000:]
+    finally:
+        snakemake.kill_all()
+        pilots.stop()
     # The job had it, from its pilot.
     assert (tmp_path / "env.txt").read_text().split()[0] == hashlib.sha256(SECRET.encode()).hexdigest()
     [doc] = couch.tokens(tmp_path, attachments=True).values()
     assert doc["environment"] == {"from_pilot": ["LRT_TEST_SECRET"]}
-    assert SECRET not in json.dumps(doc)
+    assert SECRET not in json.dumps(doc) and password not in json.dumps(doc)
+    # Every command line there was while the job ran (its pilot's, Snakemake's, the job's own), and the logs.
+    lines = (tmp_path / "command-lines.txt").read_text()
+    assert "lrt_workflow worker" in lines and "--executor picas" in lines and password not in lines
+    # (The refused run's logs hold the password its command line was given: the user's doing.)
+    logs = [tmp_path / "snakemake-1.log", *tmp_path.glob("pilot-*.log"), sorted(tmp_path.glob(".snakemake/log/*"))[-1]]
+    assert not [log for log in logs if password in log.read_text(errors="replace")]
 
 
 def test_a_password_in_the_url_option_is_refused(tmp_path, couch, snakemake):
