@@ -216,7 +216,7 @@ rule ok:
 
 rule bad:
     output: "bad.txt"
-    shell: "echo 'the input was rotten: code-7741' >&2; exit 3"
+    shell: "echo the input was rotten: code-$((7000 + 741)) >&2; exit 3"
 """
 
 
@@ -232,6 +232,7 @@ def test_a_failing_job_is_reported_with_its_stderr_tail_and_retried(tmp_path, co
     ok = [doc for doc in tokens.values() if doc["snakemake"]["rule"] == "ok"]
     assert [doc["status"] for doc in ok] == ["done"]
     report = output[output.index("Error in rule bad"):]
+    # Worked out by the job, so only its stderr has it: the report also shows the rule's command.
     assert "the input was rotten: code-7741" in report and bad[-1] in report
     assert "code-7741" in (tmp_path / ".snakemake" / "picas" / f"{bad[-1]}.stderr.log").read_text()
 
