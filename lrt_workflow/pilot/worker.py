@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable
 
 from lrt_workflow.archive import attachment_filename
-from lrt_workflow.couchdb.client import CouchDBError, UpdateConflict
+from lrt_workflow.couchdb.client import CouchDBError, DatabaseMissing, UpdateConflict
 from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
 from lrt_workflow.pilot.job import (
@@ -106,6 +106,7 @@ class Worker:
         max_scrub: int = 0,
         until_finished: bool = False,
         poll_seconds: float = 5.0,
+        idle_seconds: float = 0.0,
     ):
         heartbeat_seconds = heartbeat_seconds or lease_seconds / 4
         if heartbeat_seconds > lease_seconds / 2:
@@ -124,6 +125,7 @@ class Worker:
         self.max_scrub = max_scrub
         self.until_finished = until_finished
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds  # keep looking for tokens this long after the last one
         self.base = Path.cwd()  # where plain upload paths start
         self.hostname = socket.gethostname()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -399,11 +401,18 @@ class Worker:
     def run(self, max_tokens: int | None = None) -> WorkerReport:
         """Process tokens until the view is empty (or ``max_tokens`` are done, or a signal comes)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        busy = time.monotonic()  # when this pilot last had a token
         try:
             while not self._stop.is_set() and (max_tokens is None or len(self.report.processed) < max_tokens):
-                token = self.claim()
+                try:
+                    token = self.claim()
+                except DatabaseMissing:  # no design document yet: a pilot that waits for tokens waits for it too
+                    if not self.idle_seconds:
+                        raise
+                    token = None
                 if token is None:
-                    if not self.until_finished or self._finished():
+                    waiting = time.monotonic() - busy < self.idle_seconds  # more tokens may come (Snakemake)
+                    if not waiting and (not self.until_finished or self._finished()):
                         break
                     self._stop.wait(self.poll_seconds)
                     continue
@@ -411,6 +420,7 @@ class Worker:
                     self.process(token)
                 finally:
                     self._token = None
+                    busy = time.monotonic()
         finally:
             self._reaper.close()
             for sig, handler in previous.items():
