@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+import project
 from project import clean_environment
 
 TOKEN_TYPE = "snakemake"
@@ -68,23 +69,6 @@ class Couch:
 
     def environment(self, home: Path, **extra: str) -> dict:
         return clean_environment(home, **self.env, **extra)
-
-
-def wait_until(predicate, timeout: float = 120, step: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it holds (a condition to reach, never a race staged by time)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout:g} s"
-        time.sleep(step)
-    return value
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
-    except OSError:
-        return False
 
 
 class Pilots:
@@ -146,36 +130,30 @@ def snakefile(folder: Path, text: str) -> Path:
 
 
 class Runs:
-    """``snakemake --executor picas`` runs of one test, each in a session of its own, with its output in
-    a file (``snakemake-<n>.log``); `kill_all` ends whatever is still running."""
+    """``snakemake --executor picas`` runs of one test, on `project.Runs` (a session each, ended by
+    `kill_all`), each with its output in a file (``snakemake-<n>.log``)."""
 
     def __init__(self, folder: Path, couch: Couch):
         self.folder = folder
         self.couch = couch
-        self.processes: list[subprocess.Popen] = []
+        self._runs = project.Runs()
 
     def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
-        path = self.folder / f"snakemake-{len(self.processes)}.log"
-        with open(path, "w") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "snakemake", "--executor", "picas", "--jobs", "8",
-                 "--picas-status-seconds", "0.3", "--latency-wait", "10", *self.couch.executor_args(), *args],
-                cwd=self.folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.couch.environment(self.folder, **(env or {})), start_new_session=True)
+        path = self.folder / f"snakemake-{len(self._runs.started)}.log"
+        process = self._runs.start(
+            self.folder, sys.executable, "-m", "snakemake", "--executor", "picas", "--jobs", "8",
+            "--picas-status-seconds", "0.3", "--latency-wait", "10", *self.couch.executor_args(), *args,
+            env={**self.couch.env, **(env or {})}, output=path)
         process.log_path = path
-        self.processes.append(process)
         return process
 
-    @staticmethod
-    def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    def finish(self, process: subprocess.Popen, timeout: float = 300) -> str:
         """Wait for a run; returns its output. A run that does not end in time is killed."""
         try:
-            process.wait(timeout=timeout)
+            return self._runs.finish(process, check=False, timeout=timeout).stdout
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            self._runs.kill(process)
             raise AssertionError("snakemake did not finish in time:\n" + process.log_path.read_text()[-4000:])
-        return process.log_path.read_text()
 
     def run(self, *args: str, env: dict | None = None, timeout: float = 300) -> tuple[int, str]:
         process = self.start(*args, env=env)
@@ -183,9 +161,4 @@ class Runs:
         return process.returncode, output
 
     def kill_all(self) -> None:
-        for process in self.processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            process.wait()
+        self._runs.kill_all()

@@ -19,7 +19,8 @@ import requests
 from snakemake.common.tests import TestWorkflowsLocalStorageBase
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
-from pilots import Couch, Pilots, Runs, alive, snakefile, wait_until
+from pilots import Couch, Pilots, Runs, snakefile
+from project import alive, wait_until
 from snakemake_executor_plugin_picas import ExecutorSettings
 
 pytestmark = pytest.mark.slow
