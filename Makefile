@@ -22,8 +22,13 @@ check-tools:
 $(BIN)/python: | check-tools
 	$(PYTHON) -m venv $(VENV)
 
+# editable_mode=compat: Snakemake finds executor plugins by listing the modules on sys.path
+# (pkgutil), and setuptools' default editable install hides a flat layout's packages behind an
+# import hook that such a listing does not see; compat puts the project folder on sys.path instead,
+# so `snakemake --executor picas` finds snakemake_executor_plugin_picas.
 $(PY_STAMP): $(BIN)/python pyproject.toml setup.cfg
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]' \
+	  --config-settings editable_mode=compat
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json | check-tools
@@ -39,8 +44,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 # Starts its own embedded server on a temporary folder; prints Markdown tables.
+# executor.py: the picas executor's overhead per job, next to Snakemake's local executor.
 bench: setup
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/executor.py
 
 clean:
 	rm -rf $(VENV) node_modules .lrt .pytest_cache .hypothesis

@@ -110,18 +110,28 @@ def pipeline(folder: Path, target=None, *, calibrator: int = 8, target_subbands:
     return config
 
 
-def wait_until(predicate, process: subprocess.Popen | None = None, timeout: float = 120, step: float = 0.05):
-    """Poll ``predicate`` until it holds; fail if ``process`` ends first or time runs out."""
+def wait_until(predicate, process: subprocess.Popen | None = None, timeout: float = 120, step: float = 0.05,
+               what: str = "condition"):
+    """Poll ``predicate`` until it holds (a state to reach, never a race staged by time); fail if
+    ``process`` ends first or time runs out."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
         if process is not None and process.poll() is not None:
             output = process.stdout.read() if process.stdout else ""
             if getattr(process, "output_file", None) is not None:
                 output = process.output_file.read_text(errors="replace")
-            raise AssertionError("the run ended before the condition held:\n" + output[-3000:])
-        assert time.monotonic() < deadline, "condition not reached in time"
+            raise AssertionError(f"the run ended before the {what} held:\n" + output[-3000:])
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout:g} s"
         time.sleep(step)
     return value
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Runs:

@@ -9,12 +9,11 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
 import project
-from project import wait_until
+from project import alive, wait_until
 
 from lrt_workflow.couchdb.embedded import EmbeddedServer
 from lrt_workflow.pilot import worker as worker_module
@@ -407,13 +406,6 @@ def test_a_dead_workers_token_is_reset_once_its_lease_is_over(plain_store, couch
     assert (doc["status"], doc["lock"], doc["scrub_count"]) == ("todo", 0, 1)
 
 
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def test_the_children_of_a_dead_workers_job_die_with_it(plain_store, tmp_path, lrt_worker):
     make_tokens(plain_store)
     worker = lrt_worker("--type", "pref", "--command",
@@ -423,8 +415,8 @@ def test_the_children_of_a_dead_workers_job_die_with_it(plain_store, tmp_path, l
     try:
         worker.kill()
         worker.wait()
-        wait_until(lambda: not running(job), timeout=10)  # the job itself dies with its worker
-        wait_until(lambda: not running(child), timeout=5)  # and so must what it started
+        wait_until(lambda: not alive(job), timeout=10)  # the job itself dies with its worker
+        wait_until(lambda: not alive(child), timeout=5)  # and so must what it started
     finally:
         with contextlib.suppress(ProcessLookupError):  # the job's process group: what is left of it
             os.killpg(job, signal.SIGKILL)

@@ -38,6 +38,11 @@ def register(subparsers) -> None:
     parser.add_argument("--heartbeat-seconds", type=float,
                         help="how often a running job's lease is renewed (default: a quarter of the lease); "
                              "if no heartbeat can be saved for half the lease, the job is stopped and its token released")
+    parser.add_argument("--idle-seconds", type=float, default=0,
+                        help="when no token is free, keep looking for this long after the last token before "
+                             "ending (for tokens that come later, as Snakemake's executor makes them)")
+    parser.add_argument("--poll-seconds", type=float, default=5,
+                        help="how often to look for a free token while waiting (default: 5)")
     parser.add_argument("--workdir", help="folder for the per-token work folders (default: $TMPDIR/lrt-worker)")
     parser.add_argument("--keep-workdirs", action="store_true", help="keep each token's work folder afterwards")
     parser.set_defaults(func=cmd_worker)
@@ -61,6 +66,8 @@ def cmd_worker(args) -> int:
             lease_seconds=args.lease_seconds or pilots.get("lease_seconds", 3600),
             heartbeat_seconds=args.heartbeat_seconds,
             keep_workdirs=args.keep_workdirs,
+            idle_seconds=args.idle_seconds,
+            poll_seconds=args.poll_seconds,
         )
         report = worker.run(max_tokens=args.max_tokens)
     print(f"lrt worker {worker.worker_id}: {report}")

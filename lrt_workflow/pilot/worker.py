@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lrt_workflow.couchdb.client import CouchDBError
+from lrt_workflow.couchdb.client import CouchDBError, DatabaseMissing
 from lrt_workflow.couchdb.store import TokenStore
 from lrt_workflow.errors import ConfigError
 from lrt_workflow.pilot.holdings import Holdings
@@ -120,6 +120,7 @@ class Worker:
         max_scrub: int = 0,
         until_finished: bool = False,
         poll_seconds: float = 5.0,
+        idle_seconds: float = 0.0,
     ):
         heartbeat_seconds = heartbeat_seconds or lease_seconds / 4
         if heartbeat_seconds > lease_seconds / 2:
@@ -138,6 +139,7 @@ class Worker:
         self.max_scrub = max_scrub
         self.until_finished = until_finished
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds  # keep looking for tokens this long after the last one
         self.base = Path.cwd()  # where plain upload paths start
         self.hostname = socket.gethostname()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -363,7 +365,11 @@ class Worker:
         """Wait until one of the step's tokens finishes or is free again, ``poll_seconds`` pass or
         a signal comes: one long request on the changes feed, not polling."""
         try:
-            self.store.follow(self._since, self.poll_seconds, match=views.FINISHED_OR_FREE, stop=self._stop.is_set)
+            if self._since is None:  # a pilot waiting for tokens to come (idle_seconds) has not asked yet
+                self._since = self.store.update_seq()
+            # On from the change that woke it: a later wait must not wake again for the same one.
+            self._since = self.store.follow(self._since, self.poll_seconds, match=views.FINISHED_OR_FREE,
+                                            stop=self._stop.is_set)[1]
         except CouchDBError as error:
             log.debug("no changes feed (%s); waiting %s s", error, self.poll_seconds)
             self._stop.wait(self.poll_seconds)
@@ -375,19 +381,28 @@ class Worker:
         hooks.append(self._count_request)
         stop_keeper = threading.Event()
         threading.Thread(target=self._keeper, args=(stop_keeper,), daemon=True).start()
+        busy = time.monotonic()  # when this pilot last had a token
         try:
             while not self._stop.is_set() and (max_tokens is None or len(self.report.processed) < max_tokens):
                 token = self.held.next_queued(self.lease_seconds)
                 if token is None:
                     left = None if max_tokens is None else max_tokens - len(self.report.processed)
-                    self.claim(self.claim_size(left))
+                    try:
+                        self.claim(self.claim_size(left))
+                    except DatabaseMissing:  # no design document yet: a pilot that waits for tokens waits for it too
+                        if not self.idle_seconds:
+                            raise
                     token = self.held.next_queued(self.lease_seconds)
                 if token is None:
-                    if not self.until_finished or self._finished():
+                    waiting = time.monotonic() - busy < self.idle_seconds  # more tokens may come (Snakemake)
+                    if not waiting and (not self.until_finished or self._finished()):
                         break
                     self._idle()
                     continue
-                self.process(token)
+                try:
+                    self.process(token)
+                finally:
+                    busy = time.monotonic()
         finally:
             stop_keeper.set()
             self._wake.set()

@@ -174,12 +174,18 @@ def release(doc: dict, now: float | None = None, *, reason: str = "") -> dict:
     return record(doc, "released", now, reason=reason)
 
 
-def fail(doc: dict, reason: str, now: float | None = None) -> dict:
+def fail(doc: dict, reason: str, now: float | None = None, *, event: str = "failed") -> dict:
     """Give up on the token: finished in ``error`` with ``reason`` and no exit code of a job."""
     when = _now(now)
     doc.update(status="error", output=NO_EXIT_CODE, exit_code=NO_EXIT_CODE, done=int(when), error_reason=reason)
     doc["lock"] = doc.get("lock") or int(when)  # finished tokens keep a claim time, as the views expect
-    return record(doc, "failed", when, reason=reason)
+    return record(doc, event, when, reason=reason)
+
+
+def cancel(doc: dict, reason: str, now: float | None = None) -> dict:
+    """Withdraw an unfinished token: it fails with ``reason``, so no pilot claims it any more, and the
+    pilot running its job finds at its next heartbeat that it no longer holds the token, and stops the job."""
+    return fail(doc, reason, now, event="cancelled")
 
 
 def retry_or_keep(doc: dict, max_scrub: int | None, now: float | None = None, *, drop_logs: bool = False) -> bool:

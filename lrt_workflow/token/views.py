@@ -35,6 +35,10 @@ LAST_SEEN = "last_seen"
 #: or error), or it finished or is free to claim (``lock`` 0, as every reset leaves it).
 FINISHED = {"done": {"$gt": 0}}
 FINISHED_OR_FREE = {"$or": [{"done": {"$gt": 0}}, {"lock": 0}]}
+#: A Snakemake run's tokens keyed [run id, token id], valued [state, exit code, last sign of life]:
+#: the executor's status round is one request however many jobs run. Only the executor's design
+#: documents have it (`run_view`); tokens without a run id are not in it.
+BY_RUN = "by_run"
 #: Views of earlier versions that a design document update removes.
 RETIRED_VIEWS = ("locked_since",)
 VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -90,6 +94,15 @@ def last_seen_view(token_type: str) -> dict:
     return {"map": _map(token_type, 'if (state(doc) === "locked") {\n'
                                     '    var beat = doc.heartbeat > doc.lock ? doc.heartbeat : doc.lock;\n'
                                     '    emit(beat, doc._id);\n  }')}
+
+
+def run_view(token_type: str) -> dict:
+    """The tokens of each Snakemake run (``lrt_run``), with what a status round needs of each."""
+    return {"map": _map(token_type, 'if (doc.lrt_run) {\n'
+                                    '    var code = (doc.output === "" || doc.output === null || doc.output === undefined) '
+                                    '? doc.exit_code : doc.output;\n'
+                                    '    var beat = doc.heartbeat > doc.lock ? doc.heartbeat : doc.lock;\n'
+                                    '    emit([doc.lrt_run, doc._id], [state(doc), code, beat || 0]);\n  }')}
 
 
 def standard_views(token_type: str) -> dict:
