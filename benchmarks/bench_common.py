@@ -141,6 +141,11 @@ def choose_servers(choices: Sequence[str]) -> list[Server]:
             except test_servers.Unavailable as missing:
                 say(f"Apache CouchDB not measured: {missing}")
         elif choice in ("embedded", "apache"):
+            if choice == "apache":  # before anything is measured, not after the servers before it
+                try:
+                    test_servers.find_tarball()
+                except test_servers.Unavailable as missing:
+                    raise SystemExit(f"bench.py: --server apache: {missing}") from None
             chosen.append(Server(choice))
         elif choice.startswith(("http://", "https://")):
             parts = urllib.parse.urlsplit(choice)
