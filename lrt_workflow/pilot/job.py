@@ -179,6 +179,8 @@ class JobRun:
         stopped for a reason other than its time limit (``stopped_for`` says which)."""
         stdout_path, stderr_path = self.workdir / "stdout.log", self.workdir / "stderr.log"
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            if self.reaper:
+                self.reaper.start()
             self.started, self._began = time.time(), time.monotonic()
             self.process = job_process(self.command, cwd=self.workdir, env=job_environment(self.token, self.workdir),
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err)

@@ -37,12 +37,20 @@ class Reaper:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def _tell(self, line: str) -> None:
+    def start(self) -> None:
+        """Start the reaper now, if it is not running: called before a job starts, so that telling it
+        of the job right after is one write to a pipe, not a process start the job could outrun."""
         with self._lock:
             if self._process is None:
                 # A session of its own: a Ctrl-C for the worker's terminal must not stop it first.
                 self._process = subprocess.Popen([sys.executable, "-I", "-S", "-c", _REAPER], stdin=subprocess.PIPE,
                                                  stdout=subprocess.DEVNULL, start_new_session=True)
+
+    def _tell(self, line: str) -> None:
+        self.start()
+        with self._lock:
+            if self._process is None:
+                return
             try:
                 self._process.stdin.write(line.encode())
                 self._process.stdin.flush()
