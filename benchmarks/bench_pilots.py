@@ -32,7 +32,7 @@ from bench_common import (
 from lrt_workflow.token import TokenStore, modifiers, token_id
 from lrt_workflow.token.model import standard_fields
 
-WORKER_REPORT = re.compile(r"processed (\d+) tokens? \((\d+) failed\), (\d+) claim conflicts, (\d+) requests")
+WORKER_REPORT = re.compile(r"processed (\d+) tokens? \((\d+) failed\), (\d+) claim conflicts?, (\d+) requests?")
 
 # The picas client's RunActor, run in its own process: it installs signal handlers and would take
 # over ours. It counts the 409s its saves meet and every HTTP request it makes, and prints one

@@ -13,6 +13,7 @@ from pathlib import Path
 from lrt_workflow.errors import LrtError
 from lrt_workflow.files import write_atomic
 from lrt_workflow.srmlist import DEFAULT_PATTERN, ParsedList, SubbandPattern, chunk, read_srm_file, summarise
+from lrt_workflow.words import counted
 
 
 def register(subparsers) -> None:
@@ -113,5 +114,5 @@ def run_chunk(args) -> int:
         raise LrtError(f"{out}: cannot create the folder: {error.strerror or error}") from None
     for piece in chunks:
         write_atomic(out / f"{piece.name}.txt", "".join(f"{link.url}\n" for link in piece.links))
-    print(f"{len(chunks)} chunk{'s' if len(chunks) != 1 else ''} of {args.size} subband slots written to {out}")
+    print(f"{counted(len(chunks), 'chunk')} of {args.size} subband slots written to {out}")
     return 0

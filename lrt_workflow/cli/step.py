@@ -14,6 +14,7 @@ from lrt_workflow.config import load_configs
 from lrt_workflow.errors import ConfigError, LrtError
 from lrt_workflow.pipeline import step_names, step_settings
 from lrt_workflow.steps import archive, pilots, srm, tokens
+from lrt_workflow.words import counted
 
 #: name: (what it does, [(option, what it names, required)])
 STEPS = {
@@ -108,7 +109,7 @@ def _run(args, settings: dict) -> int:
         logging.info("attachments written per file: %s", result["attachments"] or "none configured")
     elif args.step == "pilot":
         result = pilots.pilot_step(settings, args.obsid, args.out, args.workdir, index=args.index)
-        logging.info("processed %d tokens, %d failed", len(result["processed"]), len(result["failed"]))
+        logging.info("processed %s, %d failed", counted(len(result["processed"]), "token"), len(result["failed"]))
     elif args.step == "wait":
         status = pilots.wait_step(settings, args.tokens, args.status_out, args.polls_out, args.results_out,
                                   pilot_reports=args.pilot_report)

@@ -73,6 +73,7 @@ from lrt_workflow.pilot.upload import UploadError, upload
 from lrt_workflow.storage import StorageError
 from lrt_workflow.token import modifiers, views
 from lrt_workflow.token.model import inline_attachment
+from lrt_workflow.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,8 @@ class WorkerReport:
     requests: int = 0  # HTTP requests this worker made while it ran, what its tokens cost the server
 
     def __str__(self) -> str:
-        n = len(self.processed)
-        return (f"processed {n} token{'s' if n != 1 else ''} ({len(self.failed)} failed), "
-                f"{self.conflicts} claim conflicts, {self.requests} requests")
+        return (f"processed {counted(len(self.processed), 'token')} ({len(self.failed)} failed), "
+                f"{counted(self.conflicts, 'claim conflict')}, {counted(self.requests, 'request')}")
 
 
 class LeaseLost(CouchDBError):
