@@ -16,8 +16,10 @@ import os
 import re
 import secrets
 import statistics
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -255,7 +257,7 @@ class CpuMeter:
 
 @dataclass
 class Finished:
-    """A child process that ended: its exit code, output, peak memory (kB, from wait4), and when."""
+    """A child process that ended: its exit code, output, peak memory (kB, VmHWM), and when."""
 
     code: int
     out: str
@@ -263,28 +265,61 @@ class Finished:
     seconds: float  # from its start
 
 
+# How often a child's VmHWM is read. It only grows, so the last reading before the exit is the
+# peak, less whatever the process added in its last interval.
+HWM_INTERVAL = 0.02
+
+
+def vm_hwm_kb(pid: int) -> int | None:
+    """The process's peak resident memory so far, in kB; None once it has no memory (a zombie) or
+    no longer exists. Not ``wait4``'s ru_maxrss: Linux carries that over fork and exec, so a child
+    of this (large) benchmark would report the benchmark's size. VmHWM belongs to the address
+    space, which exec replaces."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
 class Child:
-    """A process this benchmark started, waited for with ``wait4`` (which reports its peak memory).
+    """A process this benchmark started. A thread reads its VmHWM until it exits; it is reaped
+    only after that thread has ended, so the pid read cannot be another process's.
     Its stdout goes to a file read at the end, its stderr to ``log``."""
 
     def __init__(self, command: list[str], cwd: Path, log: Path, env: dict):
         self.out = open(log.with_suffix(".out"), "w+")
         self.err = open(log.with_suffix(".err"), "wb")
         self.started = time.perf_counter()
+        # Popen returns once the exec has succeeded, so every reading is of the new program.
         self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self.out,
                                      stderr=self.err, text=True)
         self.finished: Finished | None = None
+        self.peak_kb = 0
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+
+    def _sample(self) -> None:
+        while (kb := vm_hwm_kb(self.proc.pid)) is not None:
+            self.peak_kb = max(self.peak_kb, kb)
+            time.sleep(HWM_INTERVAL)
 
     def poll(self) -> Finished | None:
         if self.finished is None:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
-                self.out.seek(0)
-                self.finished = Finished(self.proc.returncode, self.out.read(), usage.ru_maxrss,
-                                         time.perf_counter() - self.started)
-                self.out.close()
-                self.err.close()
+            # WNOWAIT: learn that it ended (and when) without reaping it while the sampler may still read.
+            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                return None
+            seconds = time.perf_counter() - self.started
+            self.sampler.join()
+            _, status = os.waitpid(self.proc.pid, 0)
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.out.seek(0)
+            self.finished = Finished(self.proc.returncode, self.out.read(), self.peak_kb, seconds)
+            self.out.close()
+            self.err.close()
         return self.finished
 
     def wait(self, timeout: float = PROCESS_TIMEOUT) -> Finished:
@@ -297,13 +332,14 @@ class Child:
 
     def stop(self) -> None:
         """Terminate it if it still runs (by its own pid), and reap it."""
+        # os.kill, not Popen.terminate: Popen's own poll would reap it behind the sampler's back.
         if self.poll() is None:
-            self.proc.terminate()
+            os.kill(self.proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while self.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             if self.poll() is None:
-                self.proc.kill()
+                os.kill(self.proc.pid, signal.SIGKILL)
                 self.wait()
 
 

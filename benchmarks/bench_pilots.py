@@ -374,7 +374,7 @@ def render_waiting(servers: list[str], results: dict, plan) -> str:
 def measure_scale(bench: Bench, plan, run_dir: Path) -> list[dict]:
     """Table e: one step of N tokens created (a process of its own: TokenStore.create, srm.txt
     inline), its views indexed, claimed by ``scale_workers`` workers while ``lrt step wait`` waits,
-    and counted. Peak memory of each process from wait4."""
+    and counted. Peak memory of each process from its VmHWM, read while it runs."""
     rows = []
     env = child_environment(bench.server)
     for n in plan.scale_sizes:
@@ -453,8 +453,10 @@ def render_scale(servers: list[str], results: dict, plan) -> str:
         "Per size, a fresh database: the tokens created by `TokenStore.create` (each with a ~1 KB srm.txt) in a "
         "process of its own; the views indexed by a first query (timed apart: the claims would otherwise pay for "
         f"it); then {plan.scale_workers} `lrt worker` processes on no-op jobs while `lrt step wait` waits; then "
-        "`counts()` (median of 3). Peak RSS is each process's maximum resident memory (wait4); the client's "
-        "includes building the tokens it creates. *Wait ended after* is from the last worker's exit to the wait's.",
+        "`counts()` (median of 3). Peak RSS is each process's own `VmHWM` (`/proc/PID/status`), read every "
+        "20 ms while it runs; the last reading before its exit counts, so a peak reached in its last 20 ms is "
+        "missed. The worker column is the largest of the workers. The client's includes building the tokens it "
+        "creates. *Wait ended after* is from the last worker's exit to the wait's.",
         "",
         table(["server", "tokens", "create s (tokens/s)", "client peak RSS MB", "index build s",
                "claim s (tokens/s)", "requests per token", "twice / missed", "counts() ms", "wait peak RSS MB",

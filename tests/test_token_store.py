@@ -6,7 +6,7 @@ import pytest
 
 from lrt_workflow.couchdb import UpdateConflict
 from lrt_workflow.errors import LrtError
-from lrt_workflow.token import InvalidTokenType, Token, TokenStore, token_id
+from lrt_workflow.token import InvalidTokenType, Token, TokenStore, modifiers, token_id, views
 
 
 def make_tokens(n, token_type="pref", obsid="L123"):
@@ -250,3 +250,18 @@ def test_a_stream_stops_at_its_first_bad_token(store):
         store.create(token for token in good + make_tokens(1, token_type="other"))
     with pytest.raises(LrtError, match="repeated: pref_L9_SB000"):
         store.create(token for token in good + good[:1])
+
+
+def test_ids_by_state_lists_one_observations_tokens_as_the_state_views_do(database):
+    everything = TokenStore(database, "byst")
+    everything.ensure_design()
+    everything.create([Token("byst", token_id("byst", o, i), OBSID=o) for o in ("L1", "L2") for i in range(4)])
+    ids = everything.ids("todo")
+    everything.modify(ids[:3], lambda doc: modifiers.claim(doc, worker_id="w", hostname="h"))
+    for token, code in ((ids[0], 0), (ids[1], 1)):  # of L1: one done, one error, one locked, one todo
+        everything.modify([token], lambda doc: modifiers.conclude(doc, code) or None)
+    for store, n in ((everything, 8), (TokenStore(database, "byst", obsid="L1"), 4)):
+        listing = store.ids_by_state()
+        assert listing == {state: store.ids(state) for state in views.STATES}
+        assert sum(map(len, listing.values())) == n and all(listing.values())
+        assert store.ids_by_state("done") == {**dict.fromkeys(views.STATES, []), "done": store.ids("done")}

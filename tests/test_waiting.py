@@ -111,3 +111,43 @@ def test_a_pilot_waiting_for_another_pilots_token_wakes_when_it_finishes(store, 
     assert report.processed == []
     assert hooked.followed == [views.FINISHED_OR_FREE]
     assert store.counts()["done"] == 2
+
+
+class ViewsRecorded(TokenStore):
+    """A TokenStore that records the name of every view it reads."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.views_read = []
+
+    def view_rows(self, view, **params):
+        self.views_read.append(view)
+        return super().view_rows(view, **params)
+
+
+def test_the_wait_reads_only_the_views_its_polls_keep_built(store, database, couchdb_server, tmp_path, monkeypatch):
+    # pouchdb-server builds each view on its first query: a done or error view first read at the
+    # end cost the wait seconds after the last token finished.
+    for name, value in couchdb_server.environment().items():
+        monkeypatch.setenv(name, value)
+    ids = make_tokens(store, 3)
+    finish(store, ids)
+    store.set_fields(ids[:2], **{modifiers.RESULTS: "file:///results/x.tar"})
+    elsewhere = make_tokens(store, 2, obsid="L2")
+    finish(store, elsewhere[:1])
+    store.modify(elsewhere[1:], lambda doc: modifiers.claim(doc, worker_id="w", hostname="h") or
+                 modifiers.conclude(doc, 1))
+    recorded = ViewsRecorded(database, "demo", obsid="L1")
+    monkeypatch.setattr(pilots, "store_for", lambda settings, obsid=None: recorded)
+    config = step_settings(validate_config({
+        "srm_file": "x", "token": {"type": "demo", "template": "x"},
+        "couchdb": {"url": couchdb_server.url, "database": database.database_name},
+    }), "demo")
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"ids": ids, "obsid": "L1", "type": "demo"}))
+    status = pilots.wait_step(config, tokens, tmp_path / "status.json", tmp_path / "polls.jsonl",
+                              tmp_path / "results.json")
+    assert set(recorded.views_read) == {views.BY_OBSERVATION, views.LAST_SEEN}
+    assert status["counts"]["done"] == 3 and status["errors"] == []
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert [r["token"] for r in results] == ids[:2]

@@ -172,6 +172,17 @@ class TokenStore:
         params = {"limit": limit} if limit else {}
         return [row["id"] for row in self.view_rows(view, **self._scope(), **params)]
 
+    def ids_by_state(self, state: str | None = None) -> dict[str, list[str]]:
+        """{state: ids} of this store's tokens (of its observation, with ``obsid``), or of ``state``'s only,
+        from the view `counts` reads and so keeps built (pouchdb-server builds each view on its first query)."""
+        listing = {name: [] for name in views.STATES}
+        view, scope = (views.BY_OBSERVATION, self._scope()) if self.obsid else (views.OVERVIEW, {})
+        if state:
+            scope = {"key": [self.obsid, state] if self.obsid else state}
+        for row in self.view_rows(view, reduce=False, **scope):
+            listing[row["key"][1] if self.obsid else row["key"]].append(row["id"])
+        return listing
+
     def counts(self) -> dict[str, int]:
         """``{todo, locked, done, error, total}`` from one reduce request."""
         counts = dict.fromkeys(views.STATES, 0)
