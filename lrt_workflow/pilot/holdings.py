@@ -56,6 +56,15 @@ def take_inputs(doc: dict) -> dict[str, bytes]:
     return inputs
 
 
+def lost_because(doc: dict, worker_id: str) -> str:
+    """Why a token this worker held is no longer its own, as the token now says."""
+    holder = doc.get("worker_id")
+    if holder and holder != worker_id and modifiers.holds(doc, holder):
+        return f"another worker holds the token now ({holder})"
+    reason = f": {doc['error_reason']}" if modifiers.state(doc) == "error" and doc.get("error_reason") else ""
+    return f"the token is no longer this worker's, it is {modifiers.state(doc)}{reason}"
+
+
 class Holdings:
     """The tokens one worker holds (claimed, not yet finished or given back), as last saved."""
 
@@ -110,6 +119,7 @@ class Holdings:
             for doc in docs:
                 if doc["_id"] in saved:
                     doc["_rev"] = saved[doc["_id"]]
+                    self.lost.pop(doc["_id"], None)  # lost once (reset, cancelled), claimed again: ours now
                     self.docs[doc["_id"]] = doc
                     self.renewed[doc["_id"]] = now
                     self.inputs[doc["_id"]] = inputs[doc["_id"]]
@@ -164,7 +174,7 @@ class Holdings:
             self.lose(token_id, "the token was deleted while this worker held it")
             return False
         if not (modifiers.holds(doc, self.worker_id) or (allow_free and modifiers.is_free(doc))):
-            self.lose(token_id, f"the token is now held by {doc.get('worker_id') or doc.get('hostname') or 'nobody'}")
+            self.lose(token_id, lost_because(doc, self.worker_id))
             return False
         return True
 
