@@ -44,10 +44,9 @@ test: setup
 	$(BIN)/python -m pytest
 
 # Starts its own embedded server on a temporary folder; prints Markdown tables.
-# executor.py: the picas executor's overhead per job, next to Snakemake's local executor.
+# Its section g runs benchmarks/executor.py: the picas executor next to Snakemake's local executor.
 bench: setup
 	$(BIN)/python benchmarks/bench.py
-	$(BIN)/python benchmarks/executor.py
 
 clean:
 	rm -rf $(VENV) node_modules .lrt .pytest_cache .hypothesis

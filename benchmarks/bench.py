@@ -15,7 +15,9 @@ d. waiting: from the last token done to ``lrt step wait`` ending;
 e. scale: one step of up to 100,000 tokens created, claimed by 8 workers and counted, with
    the peak memory of the client, the workers and the wait;
 f. Snakemake's overhead, on a 488-token observation and on the four-step chain, against the
-   same ``lrt step`` commands run directly (on the first server only).
+   same ``lrt step`` commands run directly (on the first server only);
+g. the picas executor's overhead per job next to Snakemake's local executor (``executor.py``,
+   on an embedded server of its own).
 
 Servers (``--server``, repeatable): ``embedded`` (the project's pouchdb-server, started here),
 ``apache`` (a throw-away Apache CouchDB 3.5 from its release tarball, as the tests start it),
@@ -31,7 +33,9 @@ never for time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import importlib.metadata
 import os
 import platform
@@ -52,11 +56,12 @@ from bench_common import Bench, CpuMeter, Server, choose_servers, fmt_n, median,
 import bench_pilots  # noqa: E402
 import bench_snakemake  # noqa: E402
 import bench_tokens  # noqa: E402
+import executor as bench_executor  # noqa: E402
 
 #: The full run's scale table stops here on pouchdb-server, unless --embedded-scale-max says otherwise:
 #: 100,000 tokens claimed by 8 workers there alone take longer than the whole run on Apache CouchDB.
 EMBEDDED_SCALE_MAX = 10_000
-SECTIONS = ("creation", "counting", "claiming", "waiting", "scale", "snakemake")
+SECTIONS = ("creation", "counting", "claiming", "waiting", "scale", "snakemake", "executor")
 #: The worker before issue 15 (commit e287cba), measured once with one worker on 500 no-op tokens
 #: without attachments: view, GET, claim PUT, status PUT, result PUT per token.
 BEFORE = "5.00 requests per token (view, document, claim, running status, result), plus one per attachment"
@@ -107,6 +112,7 @@ class Results:
     servers: list[str] = field(default_factory=list)
     measured: dict = field(default_factory=dict)  # {server label: {section: rows}}
     snakemake: dict = field(default_factory=dict)  # {"server": label, "rows": [...]} or {"skipped": why}
+    executor: str = ""  # benchmarks/executor.py's table: the picas executor next to the local executor
     targets: list[dict] = field(default_factory=list)
     checks: list[tuple[str, bool]] = field(default_factory=list)
     markdown: str = ""
@@ -280,6 +286,8 @@ def render(results: Results, elapsed: float, error: str | None = None) -> str:
         parts += ["", bench_snakemake.render_snakemake(results.snakemake["server"], results.snakemake["rows"], plan)]
     elif results.snakemake.get("skipped"):
         parts += ["", "## f. Snakemake's overhead", "", f"Not measured: {results.snakemake['skipped']}."]
+    if results.executor:
+        parts += ["", "## g. The picas executor's overhead per job", "", results.executor.strip()]
     if results.checks:
         parts += ["", "## Correctness checks", "",
                   table(["check", "result"], [[name, "pass" if ok else "**FAIL**"] for name, ok in results.checks])]
@@ -305,6 +313,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def measure_executor(quick: bool) -> str:
+    """benchmarks/executor.py on an embedded server of its own (its table, not printed twice); in --quick
+    mode only a line, because the suite runs ``executor.py --quick`` by itself."""
+    if quick:
+        return "Not measured in --quick mode: the suite runs `benchmarks/executor.py --quick` on its own."
+    with contextlib.redirect_stdout(io.StringIO()):
+        return bench_executor.main([])
 
 
 def _interrupt(signum, frame):
@@ -347,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> Results:
                         bench.close()
                         server_cpu += CpuMeter.process_cpu(server.pid)
                         server.stop()
+                if "executor" in args.sections:
+                    results.executor = measure_executor(args.quick)
                 evaluate_targets(results)
             except BaseException as exc:
                 error = f"{type(exc).__name__}: {exc}"

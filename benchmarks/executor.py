@@ -15,7 +15,7 @@ the pilots' 5 s).
 
 The results are a Markdown table on stdout (and in ``--out FILE``); progress goes to stderr. The
 embedded server is started on a temporary folder and always stopped, also on an error or Ctrl-C,
-and so is every pilot. Kept apart from ``bench.py``.
+and so is every pilot. ``bench.py`` runs it as its section g.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def test_every_table_is_printed_with_all_its_rows(quick):
     bench, results, markdown = quick
     assert markdown == results.markdown
     for heading in ("## Targets", "## a. Creating tokens", "## b. Counting", "## c. Claiming", "## d. Waiting",
-                    "## e. Scale", "## f. Snakemake's overhead", "## Correctness checks"):
+                    "## e. Scale", "## f. Snakemake's overhead", "## g. The picas executor's overhead per job",
+                    "## Correctness checks"):
         assert heading in markdown
     n = bench.QUICK.creation_sizes[0]
     for method in ("raw:", "**floor**:", "classic:", "lrt_workflow:", "lrt ÷ floor"):
