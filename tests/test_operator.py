@@ -146,7 +146,8 @@ def test_step_logs_say_each_thing_once_with_one_time_format(tmp_path, runs):
 def test_counts_are_written_in_words_that_agree_with_their_number():
     assert str(WorkerReport(processed=["a"], conflicts=1, requests=1)) == \
         "processed 1 token (0 failed), 1 claim conflict, 1 request"
-    assert str(WorkerReport(processed=["a", "b"], requests=5)) == "processed 2 tokens (0 failed), 0 claim conflicts, 5 requests"
+    assert str(WorkerReport(processed=["a", "b"], requests=5)) == \
+        "processed 2 tokens (0 failed), 0 claim conflicts, 5 requests"
 
 
 def test_status_watch_prints_the_time_with_each_refresh(tmp_path, runs):

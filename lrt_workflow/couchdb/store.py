@@ -178,7 +178,7 @@ class TokenStore:
         listing = {name: [] for name in views.STATES}
         view, scope = (views.BY_OBSERVATION, self._scope()) if self.obsid else (views.OVERVIEW, {})
         if state:
-            scope = {"key": [self.obsid, state] if self.obsid else state}
+            scope = {"key": json.dumps([self.obsid, state] if self.obsid else state)}  # view_rows sends str as is
         for row in self.view_rows(view, reduce=False, **scope):
             listing[row["key"][1] if self.obsid else row["key"]].append(row["id"])
         return listing
