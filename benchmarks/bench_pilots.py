@@ -156,53 +156,54 @@ def parse_workers(finished) -> tuple[int, int, int, list[str]]:
     return processed, conflicts, requests_made, errors
 
 
-def claim_lrt(bench: Bench, workers: int, n: int, run_dir: Path) -> dict:
-    """``workers`` concurrent ``lrt worker`` processes on ``n`` no-op tokens."""
+def parse_picas(finished) -> tuple[int, int, int, list[str]]:
+    """(processed, conflicts, requests, errors) summed over the picas actors' JSON reports."""
+    processed = conflicts = requests_made = 0
+    errors = []
+    for child in finished:
+        report = last_json_line(child.out)
+        if child.code != 0 or report is None:
+            errors.append(f"exit {child.code}: no report (see its .err log)")
+            continue
+        processed += report["processed"]
+        conflicts += report["conflicts"]
+        requests_made += report["requests"]
+        if report["error"]:
+            errors.append(report["error"])
+    return processed, conflicts, requests_made, errors
+
+
+def claim_run(bench: Bench, family: str, workers: int, n: int, run_dir: Path, command, parse) -> dict:
+    """``workers`` concurrent processes of ``command(database name, ledger)`` on ``n`` fresh no-op tokens;
+    ``parse`` sums their reports. The ledger says which tokens ran twice and which never."""
     db, store, ids = fill_claim_database(bench, n)
-    ledger = run_dir / f"lrt-{workers}.ledger"
+    name = "lrt" if family == "lrt worker" else "picas"
+    ledger = run_dir / f"{name}-{workers}.ledger"
     ledger.unlink(missing_ok=True)  # from an earlier round
-    command = worker_command(bench, db.database_name, ledger, run_dir / "work")
     try:
-        seconds, finished = run_processes([command] * workers, run_dir, run_dir / f"lrt-{workers}",
-                                          child_environment(bench.server))
-        processed, conflicts, requests_made, errors = parse_workers(finished)
+        seconds, finished = run_processes([command(db.database_name, ledger)] * workers, run_dir,
+                                          run_dir / f"{name}-{workers}", child_environment(bench.server))
+        processed, conflicts, requests_made, errors = parse(finished)
         twice, missed = ledger_counts(ledger, ids)
         done = store.counts()["done"]
     finally:
         bench.drop(db)
-    return {"family": "lrt worker", "workers": workers, "tokens": n, "seconds": seconds, "processed": processed,
+    return {"family": family, "workers": workers, "tokens": n, "seconds": seconds, "processed": processed,
             "conflicts": conflicts, "requests": requests_made, "twice": twice, "missed": missed, "done": done,
             "errors": errors}
+
+
+def claim_lrt(bench: Bench, workers: int, n: int, run_dir: Path) -> dict:
+    """``workers`` concurrent ``lrt worker`` processes on ``n`` no-op tokens."""
+    return claim_run(bench, "lrt worker", workers, n, run_dir,
+                     lambda database, ledger: worker_command(bench, database, ledger, run_dir / "work"), parse_workers)
 
 
 def claim_picas(bench: Bench, workers: int, n: int, run_dir: Path) -> dict:
     """``workers`` concurrent picas ``RunActor`` processes on the same workload."""
-    db, store, ids = fill_claim_database(bench, n)
-    ledger = run_dir / f"picas-{workers}.ledger"
-    ledger.unlink(missing_ok=True)
-    command = [sys.executable, "-c", PICAS_ACTOR, bench.url, db.database_name, TOKEN_TYPE, str(ledger)]
-    try:
-        seconds, finished = run_processes([command] * workers, run_dir, run_dir / f"picas-{workers}",
-                                          child_environment(bench.server))
-        processed = conflicts = requests_made = 0
-        errors = []
-        for child in finished:
-            report = last_json_line(child.out)
-            if child.code != 0 or report is None:
-                errors.append(f"exit {child.code}: no report (see its .err log)")
-                continue
-            processed += report["processed"]
-            conflicts += report["conflicts"]
-            requests_made += report["requests"]
-            if report["error"]:
-                errors.append(report["error"])
-        twice, missed = ledger_counts(ledger, ids)
-        done = store.counts()["done"]
-    finally:
-        bench.drop(db)
-    return {"family": "picas RunActor", "workers": workers, "tokens": n, "seconds": seconds, "processed": processed,
-            "conflicts": conflicts, "requests": requests_made, "twice": twice, "missed": missed, "done": done,
-            "errors": errors}
+    return claim_run(bench, "picas RunActor", workers, n, run_dir,
+                     lambda database, ledger: [sys.executable, "-c", PICAS_ACTOR, bench.url, database, TOKEN_TYPE,
+                                               str(ledger)], parse_picas)
 
 
 def measure_claiming(bench: Bench, plan, run_dir: Path) -> list[dict]:
