@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from lrt_workflow import __version__
 from lrt_workflow.couchdb import documents
@@ -173,14 +173,19 @@ class TokenStore:
         return [row["id"] for row in self.view_rows(view, **self._scope(), **params)]
 
     def ids_by_state(self, state: str | None = None) -> dict[str, list[str]]:
-        """{state: ids} of this store's tokens (of its observation, with ``obsid``), or of ``state``'s only,
-        from the view `counts` reads and so keeps built (pouchdb-server builds each view on its first query)."""
-        listing = {name: [] for name in views.STATES}
+        """{state: ids} of this store's tokens (of its observation, with ``obsid``), or of ``state``'s only."""
+        return {name: list(rows) for name, rows in self.listing(state).items()}
+
+    def listing(self, state: str | None = None) -> dict[str, dict[str, list | None]]:
+        """{state: {id: value}}, as `ids_by_state`, from the view `counts` reads and so keeps built
+        (pouchdb-server builds each view on its first query). A done token's value is
+        [Results_location, STARTSB, has an upload block]; the others' None."""
+        listing = {name: {} for name in views.STATES}
         view, scope = (views.BY_OBSERVATION, self._scope()) if self.obsid else (views.OVERVIEW, {})
         if state:
             scope = {"key": json.dumps([self.obsid, state] if self.obsid else state)}  # view_rows sends str as is
         for row in self.view_rows(view, reduce=False, **scope):
-            listing[row["key"][1] if self.obsid else row["key"]].append(row["id"])
+            listing[row["key"][1] if self.obsid else row["key"]][row["id"]] = row.get("value")
         return listing
 
     def counts(self) -> dict[str, int]:
@@ -220,11 +225,6 @@ class TokenStore:
 
     def fetch(self, ids: Sequence[str], *, attachments: bool = False) -> list[dict]:
         return documents.fetch_documents(self.db, ids, attachments=attachments, batch_size=self.batch_size)
-
-    def fetch_each(self, ids: Sequence[str], *, attachments: bool = False) -> Iterator[dict]:
-        """The documents of `fetch`, one batch in memory at a time."""
-        for batch in batched(list(ids), self.batch_size):
-            yield from documents.fetch_documents(self.db, batch, attachments=attachments, batch_size=self.batch_size)
 
     def revisions(self, ids: Sequence[str]) -> dict[str, str]:
         """{id: current revision} of those of ``ids`` that exist, in a few ``_all_docs`` requests."""

@@ -44,6 +44,11 @@ RETIRED_VIEWS = ("locked_since",)
 VALID_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 #: A token's observation in a view key; tokens without one share the key null.
 _OBSID = "(doc.OBSID || null)"
+#: What the counting views emit for a token: for a done one, what the end of a wait needs of it
+#: ([results, first subband, has an upload block]), so that listing the done tokens is enough and
+#: no document is read; ``_count`` ignores values.
+_DONE_VALUE = ('(state(doc) === "done" ? [doc.Results_location === undefined ? null : doc.Results_location, '
+               'doc.STARTSB === undefined ? null : doc.STARTSB, !!doc.upload] : null)')
 
 _STATE_FUNCTION = """
   function state(doc) {
@@ -80,12 +85,12 @@ def state_view(token_type: str, state: str, value: str = "doc._id") -> dict:
 def overview_view(token_type: str) -> dict:
     """Counts per state in one request: query with ``group=true``. The built-in ``_count``
     runs inside CouchDB, where a JavaScript reduce would go through its JavaScript engine."""
-    return {"map": _map(token_type, "emit(state(doc), 1);"), "reduce": "_count"}
+    return {"map": _map(token_type, f"emit(state(doc), {_DONE_VALUE});"), "reduce": "_count"}
 
 
 def by_observation_view(token_type: str) -> dict:
     """Counts per observation and state: query with ``group=true`` and the observation's key range."""
-    return {"map": _map(token_type, f"emit([{_OBSID}, state(doc)], 1);"), "reduce": "_count"}
+    return {"map": _map(token_type, f"emit([{_OBSID}, state(doc)], {_DONE_VALUE});"), "reduce": "_count"}
 
 
 def last_seen_view(token_type: str) -> dict:
