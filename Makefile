@@ -43,10 +43,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# Starts its own embedded server on a temporary folder; prints Markdown tables.
+# Starts its own servers on a temporary folder; prints Markdown tables and writes them to benchmarks/RESULTS.md.
 # Its section g runs benchmarks/executor.py: the picas executor next to Snakemake's local executor.
 bench: setup
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py --out benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) node_modules .lrt .pytest_cache .hypothesis

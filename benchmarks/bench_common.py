@@ -244,6 +244,26 @@ class CpuMeter:
             return 0.0
         return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
+    @staticmethod
+    def tree_cpu(pid: int | None) -> float:
+        """CPU seconds of a process and of every descendant alive now (Apache CouchDB's JavaScript
+        processes live as long as the server, so `process_cpu` alone never sees their time)."""
+        if not pid:
+            return 0.0
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(stat.parent.name))
+        total, todo = 0.0, [pid]
+        while todo:
+            current = todo.pop()
+            total += CpuMeter.process_cpu(current)
+            todo += children.get(current, [])
+        return total
+
     def others(self, server_cpu: float) -> tuple[float, float]:
         """(CPU seconds other processes used, the same as a fraction of the machine)."""
         elapsed = time.monotonic() - self.started
@@ -257,12 +277,14 @@ class CpuMeter:
 
 @dataclass
 class Finished:
-    """A child process that ended: its exit code, output, peak memory (kB, VmHWM), and when."""
+    """A child process that ended: its exit code, output, peak memory (kB, VmHWM), when, and the CPU
+    time it and the descendants it waited for (a worker's jobs) used."""
 
     code: int
     out: str
     peak_kb: int
     seconds: float  # from its start
+    cpu: float = 0.0  # user + system seconds, from wait4
 
 
 # How often a child's VmHWM is read. It only grows, so the last reading before the exit is the
@@ -314,10 +336,11 @@ class Child:
                 return None
             seconds = time.perf_counter() - self.started
             self.sampler.join()
-            _, status = os.waitpid(self.proc.pid, 0)
+            _, status, usage = os.wait4(self.proc.pid, 0)
             self.proc.returncode = os.waitstatus_to_exitcode(status)
             self.out.seek(0)
-            self.finished = Finished(self.proc.returncode, self.out.read(), self.peak_kb, seconds)
+            self.finished = Finished(self.proc.returncode, self.out.read(), self.peak_kb, seconds,
+                                     usage.ru_utime + usage.ru_stime)
             self.out.close()
             self.err.close()
         return self.finished

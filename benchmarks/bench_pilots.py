@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import json
+import os
 import re
 import shlex
 import sys
@@ -18,6 +19,7 @@ from bench_common import (
     TOKEN_TYPE,
     Bench,
     Child,
+    CpuMeter,
     child_environment,
     fmt_mb,
     fmt_ms,
@@ -181,8 +183,10 @@ def claim_run(bench: Bench, family: str, workers: int, n: int, run_dir: Path, co
     ledger = run_dir / f"{name}-{workers}.ledger"
     ledger.unlink(missing_ok=True)  # from an earlier round
     try:
+        server_cpu = CpuMeter.tree_cpu(bench.server.pid)
         seconds, finished = run_processes([command(db.database_name, ledger)] * workers, run_dir,
                                           run_dir / f"{name}-{workers}", child_environment(bench.server))
+        server_cpu = CpuMeter.tree_cpu(bench.server.pid) - server_cpu
         processed, conflicts, requests_made, errors = parse(finished)
         twice, missed = ledger_counts(ledger, ids)
         done = store.counts()["done"]
@@ -190,7 +194,7 @@ def claim_run(bench: Bench, family: str, workers: int, n: int, run_dir: Path, co
         bench.drop(db)
     return {"family": family, "workers": workers, "tokens": n, "seconds": seconds, "processed": processed,
             "conflicts": conflicts, "requests": requests_made, "twice": twice, "missed": missed, "done": done,
-            "errors": errors}
+            "errors": errors, "pilot_cpu": sum(f.cpu for f in finished), "server_cpu": server_cpu}
 
 
 def claim_lrt(bench: Bench, workers: int, n: int, run_dir: Path) -> dict:
@@ -235,6 +239,23 @@ def claim_rates(rows: list[dict], family: str, workers: int) -> tuple[float, flo
     return tokens / sum(r["seconds"] for r in mine), sum(r["requests"] for r in mine) / tokens
 
 
+def claim_cpu(rows: list[dict], family: str, workers: int) -> tuple[float, float]:
+    """(the pilots' CPU ms per token, their jobs included; the server's, its JavaScript processes included)."""
+    mine = [r for r in rows if r["family"] == family and r["workers"] == workers]
+    tokens = sum(r["tokens"] for r in mine)
+    return (1000 * sum(r["pilot_cpu"] for r in mine) / tokens, 1000 * sum(r["server_cpu"] for r in mine) / tokens)
+
+
+def claim_bound(rows: list[dict], workers: int) -> str:
+    """What bounds our rate against the RunActor's when server and pilots share this machine's CPUs."""
+    ours, theirs = claim_cpu(rows, "lrt worker", workers), claim_cpu(rows, "picas RunActor", workers)
+    return (f"CPU per token: ours {sum(ours):.1f} ms (pilots and their jobs {ours[0]:.1f}, server {ours[1]:.1f}), "
+            f"the RunActor's {sum(theirs):.1f} ms (pilots {theirs[0]:.1f}, server {theirs[1]:.1f}). Server and "
+            f"pilots share {os.cpu_count()} CPUs here, so while the CPUs are the limit the rates can differ by about "
+            f"{sum(theirs) / sum(ours):.2f}× at most. Our floor per token is one job process and one write of its "
+            "result, made when the job ends (a killed pilot loses no finished result); section c shows the split")
+
+
 def render_claiming(servers: list[str], results: dict, plan) -> str:
     rows, notes = [], []
     for workers in plan.worker_counts:
@@ -243,8 +264,10 @@ def render_claiming(servers: list[str], results: dict, plan) -> str:
             for server in servers:
                 mine = [r for r in results[server]["claiming"] if r["family"] == family and r["workers"] == workers]
                 rate, per_token = claim_rates(results[server]["claiming"], family, workers)
+                pilots_ms, server_ms = claim_cpu(results[server]["claiming"], family, workers)
                 cells += [" / ".join(f"{r['tokens'] / r['seconds']:.0f}" for r in mine) + f" → **{rate:.0f}**",
-                          f"{per_token:.2f}", f"{sum(r['twice'] for r in mine)} / {sum(r['missed'] for r in mine)}",
+                          f"{per_token:.2f}", f"{pilots_ms:.1f} + {server_ms:.1f} = {pilots_ms + server_ms:.1f}",
+                          f"{sum(r['twice'] for r in mine)} / {sum(r['missed'] for r in mine)}",
                           str(sum(r["conflicts"] for r in mine))]
                 notes += [f"{server}, {family} ×{workers}: {e}" for r in mine for e in r["errors"]]
             rows.append([workers, family, *cells])
@@ -252,11 +275,12 @@ def render_claiming(servers: list[str], results: dict, plan) -> str:
         for server in servers:
             ours = claim_rates(results[server]["claiming"], "lrt worker", workers)[0]
             theirs = claim_rates(results[server]["claiming"], "picas RunActor", workers)[0]
-            ratio += [f"**{ours / theirs:.2f}×** the RunActor", "", "", ""]
+            ratio += [f"**{ours / theirs:.2f}×** the RunActor", "", "", "", ""]
         rows.append([workers, "lrt ÷ picas", *ratio])
     header = ["processes", "worker"]
     for server in servers:
-        header += [f"{server}: tokens/s (runs → all)", "requests per token", "twice / missed", "409s"]
+        header += [f"{server}: tokens/s (runs → all)", "requests per token", "CPU ms per token: pilots + server",
+                   "twice / missed", "409s"]
     text = [
         "## c. Claiming: concurrent workers on no-op tokens",
         "",
@@ -268,7 +292,9 @@ def render_claiming(servers: list[str], results: dict, plan) -> str:
         "ledger in-process (no job process at all), sets `exit_code` = 0 and closes the token. *Requests per "
         "token* is every HTTP request the processes made (ours count them with a response hook and print them; "
         "picas's are counted by wrapping `couchdb.http.Session.request`), start-up included, over the tokens. "
-        "*Twice* counts ledger ids that appear more than once, *missed* the tokens never in the ledger.",
+        "*Twice* counts ledger ids that appear more than once, *missed* the tokens never in the ledger. *CPU per "
+        "token*: the pilot processes' user and system time with their jobs' (from `wait4`), and the server's with "
+        "its children's (Apache CouchDB's JavaScript processes), read before and after each run, over the tokens.",
         "",
         table(header, rows),
     ]
