@@ -45,7 +45,18 @@ TARBALL_VARIABLE = "LRT_COUCHDB_TARBALL"
 USER_VARIABLE = "LRT_TEST_COUCHDB_USER"
 PASSWORD_VARIABLE = "LRT_TEST_COUCHDB_PASSWORD"
 FOLDER_PREFIX = "lrt-apache-couchdb."
-DEFAULT_TARBALLS = ROOT.parent / "shared" / "couchdb" / "apache-couchdb-3.5.0-*.tar.gz"
+TARBALL_PATTERN = "shared/couchdb/apache-couchdb-3.5.0-*.tar.gz"  # beside the checkout
+
+
+def _checkouts() -> list[Path]:
+    """This checkout and, when it is a git worktree, the main one, beside which ``shared`` is."""
+    git = ROOT / ".git"
+    if git.is_file():  # a worktree's .git says "gitdir: <main checkout>/.git/worktrees/<name>"
+        return [ROOT, Path(git.read_text().split(":", 1)[1].strip()).parents[2]]
+    return [ROOT]
+
+
+DEFAULT_TARBALLS = [checkout.parent / TARBALL_PATTERN for checkout in _checkouts()]
 
 
 class Unavailable(Exception):
@@ -88,11 +99,10 @@ def find_tarball() -> Path:
         if not Path(given).is_file():
             raise Unavailable(f"{TARBALL_VARIABLE}={given} is not a file")
         return Path(given)
-    found = sorted(glob.glob(str(DEFAULT_TARBALLS)))
+    found = sorted(path for pattern in DEFAULT_TARBALLS for path in glob.glob(str(pattern)))
     if not found:
-        raise Unavailable(
-            f"no Apache CouchDB release tarball: set {TARBALL_VARIABLE}, or put one at {DEFAULT_TARBALLS}"
-        )
+        raise Unavailable(f"no Apache CouchDB release tarball: set {TARBALL_VARIABLE}, or put one at "
+                          + " or ".join(map(str, DEFAULT_TARBALLS)))
     return Path(found[-1])
 
 
