@@ -166,7 +166,9 @@ def evaluate_targets(results: Results) -> None:
         for r in measured.get("creation", []):
             if r["tokens"] == 10_000:
                 targets.append({"server": server, "target": "creation at 10,000 ≤ 1.1× the floor",
-                                "measured": f"{r['lrt'] / r['floor']:.2f}× ({r['lrt']:.2f} s vs {r['floor']:.2f} s)",
+                                "measured": f"{r['lrt'] / r['floor']:.2f}× ({r['lrt']:.2f} s vs {r['floor']:.2f} s; "
+                                            f"{r['lrt'] / r['floor_bare']:.2f}× the floor into an empty database, "
+                                            f"{r['floor_bare']:.2f} s)",
                                 "met": r["lrt"] / r["floor"] <= 1.1})
         for workers in plan.worker_counts if measured.get("claiming") else ():
             rows = measured["claiming"]

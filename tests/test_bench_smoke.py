@@ -50,7 +50,7 @@ def test_every_table_is_printed_with_all_its_rows(quick):
                     "## Correctness checks"):
         assert heading in markdown
     n = bench.QUICK.creation_sizes[0]
-    for method in ("raw:", "**floor**:", "classic:", "lrt_workflow:", "lrt ÷ floor"):
+    for method in ("raw:", "bare `_bulk_docs`", "**floor**:", "classic:", "lrt_workflow:", "lrt ÷ floor"):
         assert f"| {n:,} | {method}" in markdown
     counting = markdown.split("## b.")[1].split("## c.")[0]
     for size in bench.QUICK.monitor_sizes:
@@ -68,7 +68,7 @@ def test_lrt_created_every_token(quick):
     bench, results, _ = quick
     (row,) = server_rows(results, "creation")
     assert row["tokens"] == bench.QUICK.creation_sizes[0]
-    for method in ("lrt", "raw", "floor"):
+    for method in ("lrt", "raw", "floor", "floor_bare"):
         assert row[f"{method}_created"] == [row["tokens"]] * bench.QUICK.repeats
     assert any("the API stores the same documents" in name and ok for name, ok in results.checks)
 

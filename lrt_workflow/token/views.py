@@ -22,6 +22,7 @@ import json
 import re
 
 from lrt_workflow.errors import ConfigError
+from lrt_workflow.token.modifiers import RESULTS
 
 STATES = ("todo", "locked", "done", "error")
 #: Counts per state of the whole type, keyed by state: the classic overview.
@@ -47,7 +48,7 @@ _OBSID = "(doc.OBSID || null)"
 #: What the counting views emit for a token: for a done one, what the end of a wait needs of it
 #: ([results, first subband, has an upload block]), so that listing the done tokens is enough and
 #: no document is read; ``_count`` ignores values.
-_DONE_VALUE = ('(state(doc) === "done" ? [doc.Results_location === undefined ? null : doc.Results_location, '
+_DONE_VALUE = (f'(state(doc) === "done" ? [doc.{RESULTS} === undefined ? null : doc.{RESULTS}, '
                'doc.STARTSB === undefined ? null : doc.STARTSB, !!doc.upload] : null)')
 
 _STATE_FUNCTION = """
