@@ -346,9 +346,11 @@ rule env:
 
 @pytest.fixture
 def couch_with_password(request, couch) -> Couch:
-    """A database that takes a password: on the embedded server, a new one on the secured server."""
+    """A database that takes a password: the server's own when it has one (Apache CouchDB), else a
+    new one on the secured embedded server."""
     if couch.env:
-        return couch
+        yield couch
+        return
     url, user, password = request.getfixturevalue("secured_server")
     name = f"exec_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}"
     requests.put(f"{url}/{name}", auth=(user, password), timeout=30).raise_for_status()
