@@ -252,7 +252,7 @@ def claim_bound(rows: list[dict], workers: int) -> str:
     return (f"CPU per token: ours {sum(ours):.1f} ms (pilots and their jobs {ours[0]:.1f}, server {ours[1]:.1f}), "
             f"the RunActor's {sum(theirs):.1f} ms (pilots {theirs[0]:.1f}, server {theirs[1]:.1f}). Server and "
             f"pilots share {os.cpu_count()} CPUs here, so while the CPUs are the limit the rates can differ by about "
-            f"{sum(theirs) / sum(ours):.2f}× at most. Our floor per token is one job process and one write of its "
+            f"{sum(theirs) / sum(ours):.2f}×. Our floor per token is one job process and one write of its "
             "result, made when the job ends (a killed pilot loses no finished result); section c shows the split")
 
 
