@@ -38,13 +38,19 @@ def pytest_configure(config):
     """A misspelt LRT_TEST_COUCHDB stops the run instead of quietly skipping every CouchDB test.
 
     And SIGTERM (a CI job cancelled or timed out) ends the session the way Ctrl-C does, so the
-    fixtures' finalizers still stop every server they started."""
+    fixtures' finalizers still stop every server they started.
+
+    A session started in the background by a shell (``make test &``, ``nohup``) inherits SIGINT
+    ignored, and so would every Snakemake and pilot it starts: the tests that press Ctrl-C would
+    wait for runs that cannot hear it. A handler of our own is reset to the default in children."""
     try:
         servers.kind()
     except servers.Unavailable as wrong:
         raise pytest.UsageError(str(wrong)) from None
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _terminated(signum, frame):
